@@ -1,0 +1,3 @@
+"""smsgateway: booking notifications by SMS through OVHcloud."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from smsgateway.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Callbacks from the SMS provider: delivery reports and incoming SMS."""

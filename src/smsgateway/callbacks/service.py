@@ -1,0 +1,141 @@
+"""Recording delivery reports and applying them to messages, idempotently."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgateway.callbacks.models import DeliveryReport
+from smsgateway.callbacks.ptt import outcome
+from smsgateway.db import utcnow
+from smsgateway.messages.models import Message
+from smsgateway.messages.states import FINAL, Status, rank
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportIn:
+    provider: str
+    provider_id: str
+    dlr: int
+    ptt: int | None
+    reported_at: str | None
+    description: str | None
+    params: dict[str, str]
+
+    @property
+    def dedup_key(self) -> str:
+        raw = f"{self.provider}|{self.provider_id}|{self.dlr}|{self.ptt}|{self.reported_at}"
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+
+async def record_report(session: AsyncSession, report: ReportIn) -> bool:
+    """Store a report once and apply it if its message is known.
+
+    Returns False for a replay (nothing changes). A report whose message is
+    not known yet stays unapplied until ``apply_pending_reports`` runs.
+    """
+    values = {
+        "dedup_key": report.dedup_key,
+        "provider": report.provider,
+        "provider_id": report.provider_id,
+        "dlr": report.dlr,
+        "ptt": report.ptt,
+        "reported_at": report.reported_at,
+        "description": report.description,
+        "params": report.params,
+        "applied": False,
+        "received_at": utcnow(),
+    }
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert(DeliveryReport)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(DeliveryReport.id)
+    )
+    report_id = await session.scalar(statement)
+    if report_id is None:
+        return False
+    await match_report(session, report_id)
+    return True
+
+
+async def match_report(session: AsyncSession, report_id: int) -> bool:
+    """Attach an unapplied report to its message and apply it. True if matched."""
+    report = await session.get(DeliveryReport, report_id)
+    if report is None or report.applied:
+        return report is not None
+    message_id = await session.scalar(
+        select(Message.id).where(
+            Message.provider_id == report.provider_id, Message.provider == report.provider
+        )
+    )
+    if message_id is None:
+        return False
+    await _apply(session, message_id, report)
+    return True
+
+
+async def rematch_report(session: AsyncSession, dedup_key: str) -> bool:
+    """Try again to match a report stored unmatched. True if it matched now."""
+    report_id = await session.scalar(
+        select(DeliveryReport.id).where(
+            DeliveryReport.dedup_key == dedup_key, DeliveryReport.applied.is_(False)
+        )
+    )
+    return report_id is not None and await match_report(session, report_id)
+
+
+async def apply_pending_reports(session: AsyncSession, message_id: str, provider_id: str) -> int:
+    """Apply reports that arrived before the message's provider id was stored."""
+    reports = (
+        await session.scalars(
+            select(DeliveryReport)
+            .where(DeliveryReport.provider_id == provider_id, DeliveryReport.applied.is_(False))
+            .order_by(DeliveryReport.id)
+        )
+    ).all()
+    for report in reports:
+        await _apply(session, message_id, report)
+    return len(reports)
+
+
+async def _apply(session: AsyncSession, message_id: str, report: DeliveryReport) -> None:
+    report.message_id = message_id
+    report.applied = True
+    meaning = outcome(report.dlr, report.ptt)
+    if meaning is None:
+        return
+    status, reason = meaning
+    # Only statuses ranked below the new one may move: never backwards, never out of a final one.
+    movable = [s.value for s in Status if s not in FINAL and rank(s) < rank(status)]
+    now = utcnow()
+    values: dict[str, object] = {
+        "status": status,
+        "dlr_code": report.dlr,
+        "ptt_code": report.ptt,
+        "updated_at": now,
+    }
+    if status in FINAL:
+        values["final_at"] = now
+        values["due_at"] = None
+        values["reason"] = reason
+    if status == Status.DELIVERED:
+        values["delivered_at"] = now
+    result = await session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status.in_(movable))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount:  # type: ignore[attr-defined]
+        log.info("message %s is %s (dlr=%s ptt=%s)", message_id, status, report.dlr, report.ptt)

@@ -1,0 +1,1 @@
+"""API clients: the marketplace backends that share the SMS account."""

@@ -1,0 +1,1 @@
+"""Booking events: what the marketplace tells us, turned into messages."""

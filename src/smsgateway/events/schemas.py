@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from smsgateway.messages.schemas import Credits
+
+EventType = Literal[
+    "booking.requested",
+    "booking.expiring_soon",
+    "booking.accepted",
+    "booking.refused",
+    "booking.expired",
+    "booking.starting_soon",
+    "booking.cancelled",
+]
+Role = Literal["asker", "offeror"]
+
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$"
+
+
+class Booking(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=128)
+    title: str = Field(min_length=1, max_length=200)
+    starts_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+
+
+class Party(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_ref: str = Field(min_length=1, max_length=128)
+    name: str = Field(default="", max_length=100)
+    phone: str | None = Field(
+        default=None,
+        max_length=32,
+        description="E.164 number; may be omitted when the user_ref has a registered number",
+    )
+    language: str | None = Field(default=None, max_length=35, pattern=LANGUAGE_PATTERN)
+
+
+class BookingEventIn(BaseModel):
+    """A booking event; ``event_id`` is the idempotency key."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "evt-981",
+                    "type": "booking.requested",
+                    "booking": {
+                        "id": "b-42",
+                        "title": "Kayak for two",
+                        "starts_at": "2026-12-01T09:00:00+01:00",
+                        "expires_at": "2026-11-22T09:00:00+01:00",
+                    },
+                    "asker": {
+                        "user_ref": "u-1",
+                        "name": "Anna",
+                        "phone": "+33601020304",
+                        "language": "fr",
+                    },
+                    "offeror": {
+                        "user_ref": "u-2",
+                        "name": "Marc",
+                        "phone": "+33611223344",
+                        "language": "en",
+                    },
+                }
+            ]
+        },
+    )
+
+    event_id: str = Field(min_length=1, max_length=128)
+    type: EventType
+    booking: Booking
+    asker: Party | None = None
+    offeror: Party | None = None
+    send_at: AwareDatetime | None = Field(
+        default=None, description="Hold the messages until this time"
+    )
+
+    @model_validator(mode="after")
+    def _parties_and_times(self) -> BookingEventIn:
+        from smsgateway.templates.defaults import RECIPIENTS
+
+        for role in RECIPIENTS[self.type]:
+            if getattr(self, role) is None:
+                raise ValueError(f"'{role}' is required for {self.type}")
+        if self.type == "booking.starting_soon" and self.booking.starts_at is None:
+            raise ValueError("booking.starts_at is required for booking.starting_soon")
+        if self.type == "booking.expiring_soon" and self.booking.expires_at is None:
+            raise ValueError("booking.expires_at is required for booking.expiring_soon")
+        return self
+
+
+class EventMessage(BaseModel):
+    id: str
+    role: Role
+    to: str
+    status: str
+    reason: str | None
+    encoding: str
+    segments: int
+    credits: Credits
+
+
+class BookingEventAccepted(BaseModel):
+    event_id: str
+    messages: list[EventMessage]

@@ -1,0 +1,1 @@
+"""Messages: the model and its state machine, the API, the queue and the dispatcher."""

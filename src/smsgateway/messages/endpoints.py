@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from smsgateway.deps import ClientDep, RuntimeDep, SessionDep
+from smsgateway.errors import PROBLEM_JSON
+from smsgateway.messages.schemas import DirectMessageIn, MessageList, MessageOut
+from smsgateway.messages.service import (
+    announce_queued,
+    build_message,
+    cancel_message,
+    get_message,
+    list_messages,
+)
+from smsgateway.messages.states import Status
+from smsgateway.phones.service import resolve_recipient
+
+router = APIRouter(prefix="/v1/messages", tags=["messages"])
+
+_PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=MessageOut,
+    responses={
+        401: {"description": "Missing or invalid API key", **_PROBLEM},
+        422: {"description": "Invalid message", **_PROBLEM},
+    },
+    summary="Send one SMS",
+)
+async def post_message(
+    body: DirectMessageIn, client: ClientDep, session: SessionDep, runtime: RuntimeDep
+) -> MessageOut:
+    """Queue a text to one number (now, or at ``send_at``).
+
+    An invalid number gives a ``rejected`` message and an opted-out or
+    suspended one a ``blocked`` message, stored with the reason.
+    """
+    recipient = await resolve_recipient(
+        session,
+        client_id=client.id,
+        user_ref=None,
+        phone=body.to,
+        require_verified=False,
+        default_region=runtime.settings.default_region,
+    )
+    message = build_message(
+        runtime,
+        client_id=client.id,
+        recipient=recipient,
+        text=body.text,
+        send_at=body.send_at,
+        tag=body.tag,
+    )
+    session.add(message)
+    if message.status == Status.QUEUED:
+        await announce_queued(session, runtime)
+    await session.commit()
+    runtime.wakeup.set()
+    return MessageOut.of(message)
+
+
+@router.get(
+    "",
+    response_model=MessageList,
+    responses={401: {"description": "Missing or invalid API key", **_PROBLEM}},
+    summary="List messages",
+)
+async def get_messages(
+    client: ClientDep,
+    session: SessionDep,
+    status: Annotated[Status | None, Query()] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    booking_id: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> MessageList:
+    """The calling client's messages, newest first."""
+    rows, next_cursor = await list_messages(
+        session,
+        client.id,
+        status=status.value if status else None,
+        tag=tag,
+        booking_id=booking_id,
+        limit=limit,
+        cursor=cursor,
+    )
+    return MessageList(items=[MessageOut.of(m) for m in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{message_id}",
+    response_model=MessageOut,
+    responses={404: {"description": "No such message for this client", **_PROBLEM}},
+    summary="Get one message",
+)
+async def get_one(message_id: str, client: ClientDep, session: SessionDep) -> MessageOut:
+    return MessageOut.of(await get_message(session, client.id, message_id))
+
+
+@router.delete(
+    "/{message_id}",
+    response_model=MessageOut,
+    responses={
+        404: {"description": "No such message", **_PROBLEM},
+        409: {"description": "Already taken by a worker or final", **_PROBLEM},
+    },
+    summary="Cancel a message not yet sent",
+)
+async def cancel(message_id: str, client: ClientDep, session: SessionDep) -> MessageOut:
+    message = await cancel_message(session, client.id, message_id)
+    await session.commit()
+    return MessageOut.of(message)

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from smsgateway.db import Base, UTCDateTime, utcnow
+
+
+def new_message_id() -> str:
+    return str(uuid.uuid4())
+
+
+def provider_tag_for(message_id: str) -> str:
+    """The tag sent with the SMS (OVHcloud allows 20 characters) to find it again."""
+    return "sgw" + message_id.replace("-", "")[:17]
+
+
+class Message(Base):
+    """One SMS to one recipient. See ``messages.states`` for the lifecycle.
+
+    ``due_at`` is when the dispatcher may next take it (the requested
+    ``send_at``, or the time of the next retry); ``lease_until`` bounds how
+    long a worker may hold it in ``sending`` before another takes it up.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_status_due_at", "status", "due_at"),
+        Index("ix_messages_client_created", "client_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_message_id)
+    client_id: Mapped[str] = mapped_column(ForeignKey("api_clients.id"))
+    event_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    event_type: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    booking_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    user_ref: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    to: Mapped[str] = mapped_column("to_number", String(64))
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    language: Mapped[str | None] = mapped_column(String(35), nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    encoding: Mapped[str] = mapped_column(String(8))
+    segments: Mapped[int] = mapped_column(Integer)
+    credits: Mapped[Decimal] = mapped_column(Numeric(14, 4))
+    cost: Mapped[Decimal] = mapped_column(Numeric(14, 4))
+    tag: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    no_stop_clause: Mapped[bool] = mapped_column(Boolean, default=True)
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_error: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    provider: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    provider_tag: Mapped[str] = mapped_column(String(20), unique=True)
+    provider_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    dlr_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ptt_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    final_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SendAttempt(Base):
+    """One row per call to the provider for a message: the audit trail of retries."""
+
+    __tablename__ = "send_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    provider_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -1,0 +1,114 @@
+"""Claiming due messages so that no two workers ever hold the same one.
+
+A claim moves due ``queued`` messages — and ``sending`` ones whose lease has
+run out because their worker died — to ``sending`` under a fresh lease, in
+one statement. On PostgreSQL the candidate rows are locked with
+``FOR UPDATE SKIP LOCKED``, so concurrent workers take disjoint sets without
+waiting on each other; SQLite serialises writers, which gives the same result
+for the single process it serves.
+
+A message taken over from an expired lease may already have reached the
+provider, so the claim marks it ``uncertain``: the dispatcher looks it up at
+the provider before sending it again.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgateway.messages.models import Message
+from smsgateway.messages.states import Status
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: str
+    to: str
+    text: str
+    provider_tag: str
+    no_stop_clause: bool
+    attempts: int
+    uncertain: bool
+
+
+async def claim_due(
+    session: AsyncSession, *, worker: str, now: datetime, lease: timedelta, limit: int
+) -> list[Claimed]:
+    """Lease up to ``limit`` due messages to ``worker``. The caller commits."""
+    due = or_(
+        and_(Message.status == Status.QUEUED.value, Message.due_at <= now),
+        and_(Message.status == Status.SENDING.value, Message.lease_until < now),
+    )
+    candidates = (
+        select(Message.id)
+        .where(due)
+        .order_by(Message.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(Message)
+        .where(Message.id.in_(candidates.scalar_subquery()))
+        .where(due)  # re-checked on the locked row
+        .values(
+            status=Status.SENDING.value,
+            uncertain=case((Message.status == Status.SENDING.value, True), else_=Message.uncertain),
+            lease_owner=worker,
+            lease_until=now + lease,
+            attempts=Message.attempts + 1,
+            updated_at=now,
+        )
+        .returning(
+            Message.id,
+            Message.to,
+            Message.text,
+            Message.provider_tag,
+            Message.no_stop_clause,
+            Message.attempts,
+            Message.uncertain,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = (await session.execute(statement)).all()
+    return [Claimed(*row) for row in rows]
+
+
+async def next_due_in(session: AsyncSession, now: datetime) -> float | None:
+    """Seconds until the earliest queued message is due (None: nothing queued)."""
+    earliest = await session.scalar(
+        select(func.min(Message.due_at)).where(Message.status == Status.QUEUED.value)
+    )
+    if earliest is None:
+        return None
+    wait: float = (earliest - now).total_seconds()
+    return max(0.0, wait)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, bounded in delay and attempts."""
+
+    base_seconds: float
+    max_seconds: float
+    max_attempts: int
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based).
+
+        Half of the exponential delay is fixed and half random, so retries of
+        many messages failing together spread out instead of returning in step.
+        A provider's ``Retry-After`` is a floor.
+        """
+        exponential: float = min(self.max_seconds, self.base_seconds * 2.0 ** (attempt - 1))
+        delay = exponential / 2 + random.uniform(0, exponential / 2)  # noqa: S311
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_seconds))
+        return delay
+
+    def exhausted(self, attempt: int) -> bool:
+        return attempt >= self.max_attempts

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+
+from smsgateway.messages.models import Message
+
+# Credits and money are exact decimals in the database and plain JSON numbers on the wire.
+Credits = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    status: str
+    reason: str | None
+    to: str
+    text: str
+    role: str | None
+    booking_id: str | None
+    event_type: str | None
+    tag: str | None
+    language: str | None
+    country: str | None
+    encoding: str
+    segments: int
+    credits: Credits
+    cost: Credits
+    send_at: datetime | None
+    provider_id: str | None
+    created_at: datetime
+    submitted_at: datetime | None
+    delivered_at: datetime | None
+
+    @classmethod
+    def of(cls, message: Message) -> MessageOut:
+        return cls.model_validate(message)
+
+
+class MessageList(BaseModel):
+    items: list[MessageOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page")
+
+
+class DirectMessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(min_length=1, max_length=32, description="E.164 number")
+    text: str = Field(min_length=1, max_length=1600)
+    send_at: AwareDatetime | None = None
+    tag: str | None = Field(default=None, max_length=64)

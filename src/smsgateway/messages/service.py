@@ -1,0 +1,165 @@
+"""Creating, reading and cancelling messages."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgateway.db import utcnow
+from smsgateway.encoding import analyse
+from smsgateway.errors import Problem
+from smsgateway.messages.models import Message, new_message_id, provider_tag_for
+from smsgateway.messages.states import Status
+from smsgateway.phones.service import Recipient
+from smsgateway.runtime import Runtime
+
+NOTIFY_CHANNEL = "smsgw_messages"
+
+
+def build_message(
+    runtime: Runtime,
+    *,
+    client_id: str,
+    recipient: Recipient,
+    text: str,
+    send_at: datetime | None = None,
+    no_stop_clause: bool = True,
+    **fields: str | None,
+) -> Message:
+    """A new message row with its encoding, parts and price worked out.
+
+    A refused recipient gives a final ``blocked`` or ``rejected`` row that costs
+    nothing; anything else is ``queued`` and due at ``send_at`` (or now).
+    """
+    parts = analyse(text, stop_clause=not no_stop_clause, smart=runtime.settings.smart_encoding)
+    now = utcnow()
+    if recipient.refusal is None:
+        status, reason = Status.QUEUED.value, None
+        price = runtime.pricing.price(recipient.country, parts.segments)
+        credits, cost = price.credits, price.cost
+    else:
+        status, reason = recipient.refusal
+        credits, cost = Decimal(0), Decimal(0)
+    message_id = new_message_id()
+    return Message(
+        id=message_id,
+        client_id=client_id,
+        to=recipient.to,
+        country=recipient.country,
+        text=parts.text,
+        status=status,
+        reason=reason,
+        encoding=parts.encoding.value,
+        segments=parts.segments,
+        credits=credits,
+        cost=cost,
+        no_stop_clause=no_stop_clause,
+        send_at=send_at,
+        due_at=(send_at or now) if status == Status.QUEUED else None,
+        attempts=0,
+        uncertain=False,
+        provider_tag=provider_tag_for(message_id),
+        created_at=now,
+        updated_at=now,
+        final_at=None if status == Status.QUEUED else now,
+        **fields,
+    )
+
+
+async def announce_queued(session: AsyncSession, runtime: Runtime) -> None:
+    """Tell workers in other processes that work is due (sent on commit)."""
+    if runtime.is_postgres:
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+
+async def get_message(session: AsyncSession, client_id: str, message_id: str) -> Message:
+    message = await session.get(Message, message_id)
+    if message is None or message.client_id != client_id:
+        raise Problem(
+            404,
+            "message-not-found",
+            "Message not found",
+            f"No message {message_id!r} for this client.",
+        )
+    return message
+
+
+def _encode_cursor(message: Message) -> str:
+    raw = f"{message.created_at.isoformat()}|{message.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, message_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), message_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(
+            400, "invalid-cursor", "Invalid cursor", "Use the next_cursor of a previous page."
+        ) from exc
+
+
+async def list_messages(
+    session: AsyncSession,
+    client_id: str,
+    *,
+    status: str | None,
+    tag: str | None,
+    booking_id: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Message], str | None]:
+    """Newest first, ``limit`` at a time, continuing after ``cursor``."""
+    query = select(Message).where(Message.client_id == client_id)
+    if status:
+        query = query.where(Message.status == status)
+    if tag:
+        query = query.where(Message.tag == tag)
+    if booking_id:
+        query = query.where(Message.booking_id == booking_id)
+    if cursor:
+        created, last_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                Message.created_at < created,
+                and_(Message.created_at == created, Message.id < last_id),
+            )
+        )
+    query = query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1)
+    rows = list((await session.scalars(query)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (_encode_cursor(rows[-1]) if more and rows else None)
+
+
+async def cancel_message(session: AsyncSession, client_id: str, message_id: str) -> Message:
+    """Cancel a message no worker has taken yet; anything further along is a 409."""
+    message = await get_message(session, client_id, message_id)
+    now = utcnow()
+    result = await session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == Status.QUEUED.value)
+        .values(
+            status=Status.CANCELLED.value,
+            reason="cancelled",
+            due_at=None,
+            updated_at=now,
+            final_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        await session.refresh(message)
+        raise Problem(
+            409,
+            "not-cancellable",
+            "Message can no longer be cancelled",
+            f"The message is {message.status}.",
+            status_value=message.status,
+        )
+    await session.refresh(message)
+    return message

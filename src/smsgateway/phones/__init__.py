@@ -1,0 +1,1 @@
+"""Phone numbers: normalisation, the registry of users' numbers, opt-out."""

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from smsgateway.db import Base, UTCDateTime, utcnow
+
+
+class UserPhone(Base):
+    """The number a client's user registered, and where its verification stands."""
+
+    __tablename__ = "user_phones"
+    __table_args__ = (UniqueConstraint("client_id", "user_ref"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("api_clients.id"))
+    user_ref: Mapped[str] = mapped_column(String(128))
+    number: Mapped[str] = mapped_column(String(20), index=True)
+    language: Mapped[str | None] = mapped_column(String(35), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class NumberState(Base):
+    """Per-number flags that hold for every client: opted out (STOP), suspended."""
+
+    __tablename__ = "number_states"
+
+    number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,73 @@
+"""Phone numbers: parse and normalise to E.164, and mask for logs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+
+
+class InvalidNumber(ValueError):
+    """A number that cannot be texted. ``reason`` is a stable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneNumber:
+    e164: str
+    country: str | None  # ISO 3166-1 alpha-2
+    is_mobile: bool | None  # None when the numbering plan cannot tell
+
+
+_MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+def normalise(raw: str, default_region: str | None = None) -> PhoneNumber:
+    """Parse ``raw`` (E.164, or national when ``default_region`` is set).
+
+    Raises ``InvalidNumber`` with reason ``invalid_phone`` for anything that is
+    not a valid, dialable number.
+    """
+    text = raw.strip()
+    if not text or len(text) > 32:
+        raise InvalidNumber("invalid_phone", "phone number is empty or too long")
+    try:
+        parsed = phonenumbers.parse(text, default_region)
+    except NumberParseException as exc:
+        reason = f"phone number cannot be parsed ({exc.error_type})"
+        raise InvalidNumber("invalid_phone", reason) from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidNumber("invalid_phone", "phone number is not a valid number")
+    kind = phonenumbers.number_type(parsed)
+    is_mobile: bool | None
+    if kind in _MOBILE_TYPES:
+        is_mobile = True
+    elif kind == PhoneNumberType.UNKNOWN:
+        is_mobile = None
+    else:
+        is_mobile = False
+    return PhoneNumber(
+        e164=phonenumbers.format_number(parsed, PhoneNumberFormat.E164),
+        country=phonenumbers.region_code_for_number(parsed),
+        is_mobile=is_mobile,
+    )
+
+
+def country_of(e164: str) -> str | None:
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
+    except NumberParseException:
+        return None
+
+
+def mask(number: str | None) -> str:
+    """``+33601020304`` -> ``+336******04``: enough to tell numbers apart in logs."""
+    if not number:
+        return "-"
+    if len(number) <= 6:
+        return "*" * len(number)
+    return number[:4] + "*" * (len(number) - 6) + number[-2:]

@@ -1,0 +1,65 @@
+"""Who a message can go to: the number to use and whether it may be sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgateway.phones.models import NumberState, UserPhone
+from smsgateway.phones.numbers import InvalidNumber, normalise
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A resolved recipient. ``refusal`` is None when the message may be sent."""
+
+    to: str  # E.164 when valid, else what the caller gave (for their records)
+    country: str | None
+    language: str | None  # from the registry, when the caller gave none
+    refusal: tuple[str, str] | None  # (status, reason): ("rejected", "invalid_phone"), ...
+
+
+async def resolve_recipient(
+    session: AsyncSession,
+    *,
+    client_id: str,
+    user_ref: str | None,
+    phone: str | None,
+    require_verified: bool,
+    default_region: str | None,
+) -> Recipient:
+    """Pick the number for a user and decide whether it may be texted.
+
+    Order of refusals: no usable number (``rejected``), then the number's own
+    state for every client (``opted_out``, ``suspended``), then verification.
+    """
+    registered = None
+    if user_ref is not None:
+        registered = await session.scalar(
+            select(UserPhone).where(
+                UserPhone.client_id == client_id, UserPhone.user_ref == user_ref
+            )
+        )
+    raw = phone if phone is not None else (registered.number if registered else None)
+    language = registered.language if registered else None
+    if raw is None:
+        return Recipient("", None, language, ("rejected", "no_phone"))
+    try:
+        number = normalise(raw, default_region)
+    except InvalidNumber as exc:
+        return Recipient(raw[:64], None, language, ("rejected", exc.reason))
+
+    state = await session.get(NumberState, number.e164)
+    if state is not None and state.opted_out_at is not None:
+        return Recipient(number.e164, number.country, language, ("blocked", "opted_out"))
+    if state is not None and state.suspended_at is not None:
+        return Recipient(number.e164, number.country, language, ("blocked", "suspended"))
+    if require_verified and not (
+        registered is not None
+        and registered.number == number.e164
+        and registered.status == "verified"
+    ):
+        return Recipient(number.e164, number.country, language, ("blocked", "unverified"))
+    return Recipient(number.e164, number.country, language, None)

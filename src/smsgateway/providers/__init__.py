@@ -1,0 +1,1 @@
+"""SMS providers: one Protocol, a fake that records, and OVHcloud."""

@@ -1,0 +1,85 @@
+"""The contract every SMS provider adapter fulfils.
+
+Exception hierarchy::
+
+    ProviderError                  anything that went wrong talking to the provider
+    ├── TransientProviderError     worth retrying later (timeout, connection, 429, 5xx)
+    │                              ``uncertain`` is true when the provider may have
+    │                              accepted the SMS before the failure (request sent,
+    │                              answer lost): such a send is looked up before retrying.
+    └── PermanentProviderError     retrying will not help (bad credentials, refused text)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class ProviderError(Exception):
+    """Base class of provider failures. ``reason`` is safe to store and show."""
+
+    def __init__(self, reason: str, *, status_code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status_code = status_code
+
+
+class TransientProviderError(ProviderError):
+    """A failure worth retrying; ``retry_after`` is the provider's hint in seconds."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        uncertain: bool = False,
+    ) -> None:
+        super().__init__(reason, status_code=status_code)
+        self.retry_after = retry_after
+        self.uncertain = uncertain
+
+
+class PermanentProviderError(ProviderError):
+    """A failure that will happen again: the message fails with this reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingJob:
+    """One provider call: the same text to one or more receivers (E.164)."""
+
+    text: str
+    receivers: list[str]
+    tag: str
+    no_stop_clause: bool = True
+    sender: str | None = None
+    validity_minutes: int | None = None
+    priority: str = "high"
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """What the provider accepted: ``ids`` maps each valid receiver to its SMS id."""
+
+    ids: dict[str, str]
+    invalid_receivers: list[str] = field(default_factory=list)
+    credits_removed: float = 0.0
+
+
+class SmsProvider(Protocol):
+    """An SMS provider as the dispatcher sees it."""
+
+    name: str
+
+    async def send(self, job: OutgoingJob) -> JobResult:
+        """Submit one job. Raises a ``ProviderError`` subclass on failure."""
+        ...
+
+    async def find_by_tag(self, tag: str) -> list[str]:
+        """Provider SMS ids already sent with ``tag`` (to settle an uncertain send)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,66 @@
+"""An in-memory ``SmsProvider`` for tests and local runs: records instead of sending."""
+
+from __future__ import annotations
+
+from smsgateway.providers.base import JobResult, OutgoingJob, ProviderError
+
+MAX_TAG_LENGTH = 20
+
+
+class FakeProvider:
+    """Records every accepted job in ``sent`` and hands out ids ``fake-1``, ``fake-2``…
+
+    Failure injection, consumed one per ``send`` call:
+
+    * ``fail_next``: errors raised *before* the job is recorded (the provider refused
+      or never saw it), e.g. two ``TransientProviderError`` to fail the next two sends;
+    * ``fail_after_accept_next``: errors raised *after* the job is recorded and its ids
+      indexed by tag, which simulates an answer lost after OVH accepted the job
+      (pair it with ``TransientProviderError(..., uncertain=True)``).
+
+    Receivers listed in ``invalid_receivers`` are reported invalid, as OVH does.
+    State changes happen without any ``await`` in between, so concurrent tasks on one
+    event loop cannot interleave inside a send.
+    """
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingJob] = []
+        self.fail_next: list[ProviderError] = []
+        self.fail_after_accept_next: list[ProviderError] = []
+        self.invalid_receivers: set[str] = set()
+        self.ids_by_tag: dict[str, list[str]] = {}
+        self.closed = False
+        self._counter = 0
+
+    async def send(self, job: OutgoingJob) -> JobResult:
+        """Record ``job`` and return one sequential id per valid receiver."""
+        # Same contract as the OVH provider, so tests catch what OVH would refuse.
+        if not job.receivers:
+            raise ValueError("an SMS job needs at least one receiver")
+        if len(job.tag) > MAX_TAG_LENGTH:
+            raise ValueError(f"SMS tag is limited to {MAX_TAG_LENGTH} characters: {job.tag!r}")
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        self.sent.append(job)
+        ids: dict[str, str] = {}
+        invalid: list[str] = []
+        for receiver in job.receivers:
+            if receiver in self.invalid_receivers:
+                invalid.append(receiver)
+                continue
+            self._counter += 1
+            ids[receiver] = f"fake-{self._counter}"
+        self.ids_by_tag.setdefault(job.tag, []).extend(ids.values())
+        if self.fail_after_accept_next:
+            raise self.fail_after_accept_next.pop(0)
+        return JobResult(ids=ids, invalid_receivers=invalid, credits_removed=float(len(ids)))
+
+    async def find_by_tag(self, tag: str) -> list[str]:
+        """Ids handed out for jobs sent with ``tag``, oldest first."""
+        return list(self.ids_by_tag.get(tag, []))
+
+    async def aclose(self) -> None:
+        """Mark the provider closed (nothing to release)."""
+        self.closed = True

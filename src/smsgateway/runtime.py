@@ -1,0 +1,89 @@
+"""What a running process owns: settings, the database engine, the provider.
+
+Built once by the app's lifespan or by the worker command, and handed to
+request handlers and the dispatcher. Tests build one around their own provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from smsgateway.config import Settings
+from smsgateway.db import create_engine, session_factory
+from smsgateway.pricing import Pricing
+from smsgateway.providers.base import SmsProvider
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    provider: SmsProvider
+    pricing: Pricing
+    # Set after a commit that queued messages, so an in-process dispatcher
+    # wakes at once; other processes hear about it through LISTEN/NOTIFY.
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
+        await self.engine.dispose()
+
+
+def build_provider(settings: Settings) -> SmsProvider:
+    if settings.provider == "fake":
+        from smsgateway.providers.fake import FakeProvider
+
+        return FakeProvider()
+    from smsgateway.providers.ovh import build_ovh_provider
+
+    missing = [
+        name
+        for name, value in (
+            ("SMSGW_OVH_APPLICATION_KEY", settings.ovh_application_key),
+            ("SMSGW_OVH_APPLICATION_SECRET", settings.ovh_application_secret),
+            ("SMSGW_OVH_CONSUMER_KEY", settings.ovh_consumer_key),
+            ("SMSGW_OVH_SERVICE_NAME", settings.ovh_service_name),
+        )
+        if not value
+    ]
+    if missing:
+        raise RuntimeError("provider 'ovh' needs " + ", ".join(missing))
+    assert settings.ovh_application_key and settings.ovh_application_secret
+    assert settings.ovh_consumer_key and settings.ovh_service_name
+    return build_ovh_provider(
+        endpoint=settings.ovh_endpoint,
+        application_key=settings.ovh_application_key.get_secret_value(),
+        application_secret=settings.ovh_application_secret.get_secret_value(),
+        consumer_key=settings.ovh_consumer_key.get_secret_value(),
+        service_name=settings.ovh_service_name,
+        sender=settings.ovh_sender or None,
+        timeout=settings.ovh_timeout_seconds,
+    )
+
+
+def build_pricing(settings: Settings) -> Pricing:
+    return Pricing(
+        default_credits_per_part=Decimal(str(settings.credits_per_part)),
+        credit_price=Decimal(str(settings.credit_price)),
+        currency=settings.currency,
+    )
+
+
+def build_runtime(settings: Settings, provider: SmsProvider | None = None) -> Runtime:
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessionmaker=session_factory(engine),
+        provider=provider or build_provider(settings),
+        pricing=build_pricing(settings),
+    )

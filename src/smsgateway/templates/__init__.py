@@ -1,0 +1,1 @@
+"""Booking SMS templates: shipped defaults, placeholder checks and rendering."""

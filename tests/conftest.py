@@ -1,0 +1,140 @@
+"""Shared fixtures: a migrated database (SQLite or PostgreSQL), the app, a client.
+
+The database comes from ``SMSGW_TEST_DATABASE_URL`` (default: a SQLite file in
+a temporary directory). It is migrated once per run with Alembic, and every
+table is emptied after each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from smsgateway.app import create_app
+from smsgateway.clients.service import create_client
+from smsgateway.config import Settings
+from smsgateway.messages.dispatcher import Dispatcher
+from smsgateway.migrate import upgrade
+from smsgateway.models import Base
+from smsgateway.providers.fake import FakeProvider
+from smsgateway.runtime import Runtime, build_runtime
+
+CALLBACK_TOKEN = "cb-token-for-tests"
+ADMIN_TOKEN = "admin-token-for-tests"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("SMSGW_TEST_DATABASE_URL")
+    if not url:
+        path: Path = tmp_path_factory.mktemp("db") / "test.db"
+        url = f"sqlite+aiosqlite:///{path}"
+    else:
+        asyncio.run(_reset_postgres(url))
+    upgrade(url)
+    yield url
+
+
+async def _reset_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@pytest.fixture
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith("postgresql")
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        callback_token=CALLBACK_TOKEN,  # type: ignore[arg-type]
+        admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
+        require_verified_phone=False,
+        retry_base_seconds=0.01,
+        retry_max_seconds=0.05,
+        worker_poll_seconds=0.05,
+    )
+
+
+@pytest.fixture
+def provider() -> FakeProvider:
+    return FakeProvider()
+
+
+@pytest.fixture
+async def runtime(settings: Settings, provider: FakeProvider) -> AsyncIterator[Runtime]:
+    current = build_runtime(settings, provider=provider)
+    try:
+        yield current
+    finally:
+        await _empty_tables(current)
+        await current.aclose()
+
+
+async def _empty_tables(runtime: Runtime) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    async with runtime.engine.begin() as connection:
+        if runtime.is_postgres:
+            await connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+
+
+@pytest.fixture
+async def http(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(runtime=runtime)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@pytest.fixture
+async def api_key(runtime: Runtime) -> str:
+    async with runtime.sessionmaker() as session, session.begin():
+        created = await create_client(session, name="marketplace")
+    return created.api_key
+
+
+@pytest.fixture
+def auth(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+@pytest.fixture
+def dispatcher(runtime: Runtime) -> Dispatcher:
+    return Dispatcher(runtime, worker_id="test-worker")
+
+
+def booking_event(event_type: str = "booking.requested", **overrides: Any) -> dict[str, Any]:
+    """The DESIGN example event, with any top-level field replaced."""
+    body: dict[str, Any] = {
+        "event_id": "evt-981",
+        "type": event_type,
+        "booking": {
+            "id": "b-42",
+            "title": "Kayak for two",
+            "starts_at": "2026-12-01T09:00:00+01:00",
+            "expires_at": "2026-11-22T09:00:00+01:00",
+        },
+        "asker": {"user_ref": "u-1", "name": "Anna Martin", "phone": "+33601020304",
+                  "language": "fr"},
+        "offeror": {"user_ref": "u-2", "name": "Marc", "phone": "+33611223344",
+                    "language": "en"},
+    }
+    body.update(overrides)
+    return body
