@@ -131,10 +131,13 @@ def booking_event(event_type: str = "booking.requested", **overrides: Any) -> di
             "starts_at": "2026-12-01T09:00:00+01:00",
             "expires_at": "2026-11-22T09:00:00+01:00",
         },
-        "asker": {"user_ref": "u-1", "name": "Anna Martin", "phone": "+33601020304",
-                  "language": "fr"},
-        "offeror": {"user_ref": "u-2", "name": "Marc", "phone": "+33611223344",
-                    "language": "en"},
+        "asker": {
+            "user_ref": "u-1",
+            "name": "Anna Martin",
+            "phone": "+33601020304",
+            "language": "fr",
+        },
+        "offeror": {"user_ref": "u-2", "name": "Marc", "phone": "+33611223344", "language": "en"},
     }
     body.update(overrides)
     return body

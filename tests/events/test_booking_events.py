@@ -214,8 +214,9 @@ async def test_bad_events_get_a_problem_naming_the_field(
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
     assert problem["status"] == 422
-    assert field in problem["detail"] or any(field in e["field"] or field in e["message"]
-                                             for e in problem["errors"])
+    assert field in problem["detail"] or any(
+        field in e["field"] or field in e["message"] for e in problem["errors"]
+    )
     assert "+336" not in response.text
 
 
@@ -223,8 +224,9 @@ async def test_requires_an_api_key(http: httpx.AsyncClient) -> None:
     response = await http.post("/v1/booking-events", json=booking_event())
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
-    wrong = await http.post("/v1/booking-events", json=booking_event(),
-                            headers={"Authorization": "Bearer sgw_nope"})
+    wrong = await http.post(
+        "/v1/booking-events", json=booking_event(), headers={"Authorization": "Bearer sgw_nope"}
+    )
     assert wrong.status_code == 401
 
 
@@ -246,7 +248,10 @@ async def test_events_of_two_clients_do_not_collide(
     async with runtime.sessionmaker() as session, session.begin():
         other = await create_client(session, name="other")
     one = await http.post("/v1/booking-events", json=booking_event(), headers=auth)
-    two = await http.post("/v1/booking-events", json=booking_event(),
-                          headers={"Authorization": f"Bearer {other.api_key}"})
+    two = await http.post(
+        "/v1/booking-events",
+        json=booking_event(),
+        headers={"Authorization": f"Bearer {other.api_key}"},
+    )
     assert one.status_code == two.status_code == 202
     assert one.json()["messages"][0]["id"] != two.json()["messages"][0]["id"]

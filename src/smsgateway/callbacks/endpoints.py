@@ -101,12 +101,19 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.api_route(
+@router.get(
     "/dlr",
-    methods=["GET", "POST"],
     response_model=CallbackAck,
     responses=_RESPONSES,
-    summary="Delivery report from OVHcloud",
+    summary="Delivery report from OVHcloud (query string)",
+    operation_id="ovh_delivery_report_get",
+)
+@router.post(
+    "/dlr",
+    response_model=CallbackAck,
+    responses=_RESPONSES,
+    summary="Delivery report from OVHcloud (query, form or JSON)",
+    operation_id="ovh_delivery_report_post",
 )
 async def delivery_report(_: TokenChecked, request: Request, session: SessionDep) -> CallbackAck:
     """Record a delivery report (``id``, ``dlr``, ``ptt``, ``date``, descriptions).

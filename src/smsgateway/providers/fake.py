@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from smsgateway.providers.base import JobResult, OutgoingJob, ProviderError
 
 MAX_TAG_LENGTH = 20
@@ -32,6 +34,7 @@ class FakeProvider:
         self.invalid_receivers: set[str] = set()
         self.ids_by_tag: dict[str, list[str]] = {}
         self.closed = False
+        self.latency_seconds = 0.0  # simulated network time, spent before any state changes
         self._counter = 0
 
     async def send(self, job: OutgoingJob) -> JobResult:
@@ -41,6 +44,8 @@ class FakeProvider:
             raise ValueError("an SMS job needs at least one receiver")
         if len(job.tag) > MAX_TAG_LENGTH:
             raise ValueError(f"SMS tag is limited to {MAX_TAG_LENGTH} characters: {job.tag!r}")
+        if self.latency_seconds:
+            await asyncio.sleep(self.latency_seconds)
         if self.fail_next:
             raise self.fail_next.pop(0)
         self.sent.append(job)
