@@ -1,7 +1,8 @@
 """Shared fixtures: a migrated database (SQLite or PostgreSQL), the app, a client.
 
-The database comes from ``SMSGW_TEST_DATABASE_URL`` (default: a SQLite file in
-a temporary directory). It is migrated once per run with Alembic, and every
+The database is a SQLite file in a temporary directory, or, when
+``SMSGW_TEST_DATABASE_URL`` names a PostgreSQL database, a new database on that
+server made for this run. It is migrated once per run with Alembic, and every
 table is emptied after each test.
 """
 
@@ -9,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from smsgateway.app import create_app
@@ -33,22 +35,37 @@ ADMIN_TOKEN = "admin-token-for-tests"
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("SMSGW_TEST_DATABASE_URL")
-    if not url:
+    """A freshly migrated database for this run.
+
+    On PostgreSQL each run gets its own database (``<name>_<random>``) on the
+    server of ``SMSGW_TEST_DATABASE_URL``, dropped at the end, so runs never
+    see each other's rows.
+    """
+    server_url = os.environ.get("SMSGW_TEST_DATABASE_URL")
+    if not server_url:
         path: Path = tmp_path_factory.mktemp("db") / "test.db"
         url = f"sqlite+aiosqlite:///{path}"
-    else:
-        asyncio.run(_reset_postgres(url))
-    upgrade(url)
-    yield url
+        upgrade(url)
+        yield url
+        return
+    base = make_url(server_url)
+    name = f"{base.database or 'test'}_{secrets.token_hex(4)}"
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def _reset_postgres(url: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.begin() as connection:
-        await connection.execute(text("DROP SCHEMA public CASCADE"))
-        await connection.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
+async def _admin(server_url: str, statement: str) -> None:
+    engine = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture

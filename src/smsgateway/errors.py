@@ -57,8 +57,28 @@ class Problem(Exception):
         return body
 
 
+# Path parameters that are secrets (the provider callbacks' token): shown as
+# ``{token}`` wherever a path is echoed in a problem or written to a log.
+_SECRET_PATH_PARAMS = frozenset({"token"})
+
+
+def safe_path(request: Request) -> str:
+    """The request path with secret path parameters replaced by their names."""
+    params = request.path_params
+    route = request.scope.get("route")
+    template = getattr(route, "path_format", None)
+    if not isinstance(template, str) or not _SECRET_PATH_PARAMS & set(params):
+        return request.url.path
+    try:
+        return template.format_map(
+            {k: "{" + k + "}" if k in _SECRET_PATH_PARAMS else v for k, v in params.items()}
+        )
+    except (KeyError, IndexError, ValueError):
+        return template
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
-    instance = request.url.path if request is not None else None
+    instance = safe_path(request) if request is not None else None
     return JSONResponse(
         problem.body(instance),
         status_code=problem.status,
@@ -120,6 +140,6 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception("unhandled error on %s %s", request.method, safe_path(request))
         problem = Problem(500, "internal-error", "Internal error", "The error was logged.")
         return problem_response(problem, request)

@@ -1,19 +1,25 @@
 """Imports every table so ``Base.metadata`` is complete (Alembic, tests)."""
 
 from smsgateway.callbacks.models import DeliveryReport
-from smsgateway.clients.models import ApiClient
+from smsgateway.clients.models import ApiClient, CreditEntry
 from smsgateway.db import Base
 from smsgateway.events.models import BookingEvent
 from smsgateway.messages.models import Message, SendAttempt
 from smsgateway.phones.models import NumberState, UserPhone
+from smsgateway.templates.models import StoredTemplate, TemplateChange
+from smsgateway.webhooks.models import WebhookDelivery
 
 __all__ = [
     "ApiClient",
     "Base",
     "BookingEvent",
+    "CreditEntry",
     "DeliveryReport",
     "Message",
     "NumberState",
     "SendAttempt",
+    "StoredTemplate",
+    "TemplateChange",
     "UserPhone",
+    "WebhookDelivery",
 ]

@@ -64,7 +64,8 @@ async def callback_params(request: Request) -> dict[str, str]:
                     400, "malformed-callback", "Malformed callback", "The body is not valid JSON."
                 ) from exc
             if isinstance(body, dict):
-                params.update({str(k): str(v) for k, v in body.items()})
+                # A null is an absent parameter, not the text "None".
+                params.update({str(k): str(v) for k, v in body.items() if v is not None})
         elif "form" in content_type:
             form = await request.form()
             params.update({k: v for k, v in form.items() if isinstance(v, str)})
@@ -84,15 +85,19 @@ def _int_param(params: dict[str, str], name: str, *, required: bool) -> int | No
             )
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
+        value = None
+    # The codes are stored in 32-bit columns: anything wider is not a code either.
+    if value is None or not -(2**31) <= value < 2**31:
         raise Problem(
             422,
             "malformed-callback",
             "Malformed callback",
             f"Parameter '{name}' must be an integer.",
             errors=[{"field": name, "message": "not an integer"}],
-        ) from None
+        )
+    return value
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -136,13 +141,16 @@ async def delivery_report(_: TokenChecked, request: Request, session: SessionDep
         )
     dlr = _int_param(params, "dlr", required=True)
     assert dlr is not None
+    date = params.get("date") or None
+    description = params.get("descriptionDlr") or params.get("description") or None
     report = ReportIn(
         provider="ovh",
         provider_id=provider_id[:64],
         dlr=dlr,
         ptt=_int_param(params, "ptt", required=False),
-        reported_at=(params.get("date") or None),
-        description=(params.get("descriptionDlr") or params.get("description") or None),
+        # Cut to their columns' sizes: PostgreSQL refuses longer strings (SQLite does not).
+        reported_at=date[:64] if date else None,
+        description=description[:255] if description else None,
         params={k: v for k, v in params.items() if k not in {"receiver", "sender"}},
     )
     created = await record_report(session, report)

@@ -6,13 +6,14 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.callbacks.models import DeliveryReport
-from smsgateway.callbacks.ptt import outcome
+from smsgateway.callbacks.ptt import DLR_NOT_BILLED, outcome
+from smsgateway.clients.credits import refund
 from smsgateway.db import utcnow
 from smsgateway.messages.models import Message
 from smsgateway.messages.states import FINAL, Status, rank
@@ -36,12 +37,28 @@ class ReportIn:
         return hashlib.sha256(raw.encode()).hexdigest()
 
 
+async def _lock_sms_id(session: AsyncSession, provider_id: str) -> None:
+    """Serialise, until commit, the transactions that link reports to one SMS id.
+
+    The dispatcher stores a message's SMS id and looks for early reports in one
+    transaction; a report is stored and matched in another. Under PostgreSQL's
+    READ COMMITTED neither sees the other's uncommitted row, so without this
+    lock a report arriving in between would stay unapplied for good. SQLite
+    already serialises writers.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(hashlib.sha256(provider_id.encode()).digest()[:8], "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 async def record_report(session: AsyncSession, report: ReportIn) -> bool:
     """Store a report once and apply it if its message is known.
 
     Returns False for a replay (nothing changes). A report whose message is
     not known yet stays unapplied until ``apply_pending_reports`` runs.
     """
+    await _lock_sms_id(session, report.provider_id)
     values = {
         "dedup_key": report.dedup_key,
         "provider": report.provider,
@@ -74,10 +91,11 @@ async def match_report(session: AsyncSession, report_id: int) -> bool:
     report = await session.get(DeliveryReport, report_id)
     if report is None or report.applied:
         return report is not None
+    # Matched on the SMS id alone, like ``apply_pending_reports``: the message
+    # records the adapter that sent it ("ovh", or "fake" in local runs and
+    # tests), which need not be the name of the callback URL it reports through.
     message_id = await session.scalar(
-        select(Message.id).where(
-            Message.provider_id == report.provider_id, Message.provider == report.provider
-        )
+        select(Message.id).where(Message.provider_id == report.provider_id)
     )
     if message_id is None:
         return False
@@ -97,6 +115,7 @@ async def rematch_report(session: AsyncSession, dedup_key: str) -> bool:
 
 async def apply_pending_reports(session: AsyncSession, message_id: str, provider_id: str) -> int:
     """Apply reports that arrived before the message's provider id was stored."""
+    await _lock_sms_id(session, provider_id)
     reports = (
         await session.scalars(
             select(DeliveryReport)
@@ -139,3 +158,6 @@ async def _apply(session: AsyncSession, message_id: str, report: DeliveryReport)
     )
     if result.rowcount:  # type: ignore[attr-defined]
         log.info("message %s is %s (dlr=%s ptt=%s)", message_id, status, report.dlr, report.ptt)
+        if report.dlr == DLR_NOT_BILLED:
+            # OVHcloud did not bill it, so neither do we (once: see credits.refund).
+            await refund(session, message_id, "provider: not billed")

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgateway.clients.credits import reserve
 from smsgateway.clients.models import ApiClient
 from smsgateway.errors import Problem
 from smsgateway.events.models import BookingEvent
@@ -76,6 +77,7 @@ async def accept_event(
         await _message_for(session, runtime, client, event, role) for role in RECIPIENTS[event.type]
     ]
     session.add_all(messages)
+    await reserve(session, client_id, messages)
     answer = BookingEventAccepted(
         event_id=event.event_id,
         messages=[

@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.callbacks.service import apply_pending_reports
+from smsgateway.clients.credits import refund
 from smsgateway.db import utcnow
 from smsgateway.messages.models import Message, SendAttempt
 from smsgateway.messages.queue import Claimed, RetryPolicy, claim_due, next_due_in
@@ -228,6 +229,8 @@ class Dispatcher:
             self._attempt(
                 session, message, started, "permanent", error=reason, status_code=status_code
             )
+            # The provider never accepted it: nothing was billed.
+            await refund(session, message.id, f"not sent: {reason}")
         log.warning("message %s failed: %s", message.id, reason)
 
     async def _retry_later(

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from smsgateway.clients.credits import reserve
 from smsgateway.deps import ClientDep, RuntimeDep, SessionDep
 from smsgateway.errors import PROBLEM_JSON
 from smsgateway.messages.schemas import DirectMessageIn, MessageList, MessageOut
@@ -57,6 +58,7 @@ async def post_message(
         tag=body.tag,
     )
     session.add(message)
+    await reserve(session, client.id, [message])
     if message.status == Status.QUEUED:
         await announce_queued(session, runtime)
     await session.commit()

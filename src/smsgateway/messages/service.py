@@ -9,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgateway.clients.credits import refund
 from smsgateway.db import utcnow
 from smsgateway.encoding import analyse
 from smsgateway.errors import Problem
@@ -96,7 +97,11 @@ def _encode_cursor(message: Message) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created, message_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), message_id
+        created_at = datetime.fromisoformat(created)
+        # Our cursors carry an offset; a naive time would fail in the query instead (a 500).
+        if created_at.utcoffset() is None:
+            raise ValueError("cursor time without offset")
+        return created_at, message_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(
             400, "invalid-cursor", "Invalid cursor", "Use the next_cursor of a previous page."
@@ -161,5 +166,6 @@ async def cancel_message(session: AsyncSession, client_id: str, message_id: str)
             f"The message is {message.status}.",
             status_value=message.status,
         )
+    await refund(session, message_id, "cancelled")
     await session.refresh(message)
     return message

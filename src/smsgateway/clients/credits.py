@@ -1,0 +1,263 @@
+"""Credits: reserve when a message is accepted, refund what is never billed.
+
+Every change of a client's balance is one conditional ``UPDATE`` of its row
+plus one ``credit_ledger`` row, in the caller's transaction. The conditional
+update (``balance >= needed``) is what keeps concurrent requests from
+spending more than the balance: on PostgreSQL the row lock serialises them,
+and SQLite has a single writer.
+
+Refunds go through the unique (message_id, kind) index: a message is refunded
+at most once however many times a refund is attempted (a repeated delivery
+report, a retried cancel).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from decimal import Decimal
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgateway.clients.models import ApiClient, CreditEntry
+from smsgateway.db import utcnow
+from smsgateway.errors import Problem
+from smsgateway.messages.models import Message
+from smsgateway.messages.states import Status
+from smsgateway.webhooks.service import enqueue
+
+log = logging.getLogger(__name__)
+
+
+async def reserve(session: AsyncSession, client_id: str, messages: Iterable[Message]) -> None:
+    """Take the credits of the ``queued`` messages from the client's balance.
+
+    Raises a 402 problem (and changes nothing) when the balance is too low.
+    Unlimited clients (no quota) are not charged.
+    """
+    billable = [m for m in messages if m.status == Status.QUEUED and m.credits > 0]
+    needed = sum((m.credits for m in billable), Decimal(0))
+    if needed == 0:
+        return
+    row = (
+        await session.execute(
+            update(ApiClient)
+            .where(
+                ApiClient.id == client_id,
+                ApiClient.balance.is_not(None),
+                ApiClient.balance >= needed,
+            )
+            .values(balance=ApiClient.balance - needed)
+            .returning(ApiClient.balance)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if row is None:
+        left = await session.scalar(select(ApiClient.balance).where(ApiClient.id == client_id))
+        if left is None:
+            return  # unlimited
+        raise Problem(
+            402,
+            "insufficient-credits",
+            "Not enough credits",
+            f"This request needs {_num(needed)} credits and {_num(left)} are left.",
+            credits_needed=float(needed),
+            credits_left=float(left),
+        )
+    balance = _known(row[0])
+    now = utcnow()
+    running = balance + needed
+    for message in billable:
+        running -= message.credits
+        session.add(
+            CreditEntry(
+                client_id=client_id,
+                kind="reserve",
+                delta=-message.credits,
+                balance_after=running,
+                message_id=message.id,
+                created_at=now,
+            )
+        )
+    await _check_alert(session, client_id, balance)
+
+
+async def refund(session: AsyncSession, message_id: str, reason: str) -> bool:
+    """Give back what ``message_id`` reserved, once. True if credits came back now."""
+    reserved = await session.scalar(
+        select(CreditEntry).where(
+            CreditEntry.message_id == message_id, CreditEntry.kind == "reserve"
+        )
+    )
+    if reserved is None:
+        return False
+    amount = -reserved.delta
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    inserted = await session.scalar(
+        insert(CreditEntry)
+        .values(
+            client_id=reserved.client_id,
+            kind="refund",
+            delta=amount,
+            message_id=message_id,
+            reason=reason[:255],
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["message_id", "kind"])
+        .returning(CreditEntry.id)
+    )
+    if inserted is None:
+        return False
+    balance = await _credit(session, reserved.client_id, amount)
+    if balance is not None:
+        await session.execute(
+            update(CreditEntry).where(CreditEntry.id == inserted).values(balance_after=balance)
+        )
+    return True
+
+
+async def adjust(
+    session: AsyncSession,
+    client_id: str,
+    delta: Decimal,
+    *,
+    kind: str,
+    reason: str,
+    actor: str | None = None,
+) -> Decimal:
+    """Add (or, negative, remove) credits granted to a client; returns the new balance.
+
+    The quota (credits granted) moves with the balance. Removing more than is
+    left is a 409 problem.
+    """
+    if delta < 0:
+        row = (
+            await session.execute(
+                update(ApiClient)
+                .where(ApiClient.id == client_id, ApiClient.balance >= -delta)
+                .values(
+                    balance=ApiClient.balance + delta,
+                    quota=ApiClient.quota + delta,
+                    updated_at=utcnow(),
+                )
+                .returning(ApiClient.balance)
+                .execution_options(synchronize_session=False)
+            )
+        ).first()
+        if row is None:
+            left = await session.scalar(select(ApiClient.balance).where(ApiClient.id == client_id))
+            raise Problem(
+                409,
+                "credits-below-zero",
+                "Not enough credits to remove",
+                f"Cannot remove {_num(-delta)} credits: {_num(left or 0)} are left.",
+            )
+        balance = _known(row[0])
+    else:
+        credited = await _credit(session, client_id, delta, grant=True)
+        assert credited is not None
+        balance = credited
+    session.add(
+        CreditEntry(
+            client_id=client_id,
+            kind=kind,
+            delta=delta,
+            balance_after=balance,
+            reason=reason[:255],
+            actor=actor,
+            created_at=utcnow(),
+        )
+    )
+    return balance
+
+
+async def _credit(
+    session: AsyncSession, client_id: str, amount: Decimal, *, grant: bool = False
+) -> Decimal | None:
+    values: dict[str, object] = {"balance": ApiClient.balance + amount}
+    if grant:
+        values["quota"] = ApiClient.quota + amount
+        values["updated_at"] = utcnow()
+    row = (
+        await session.execute(
+            update(ApiClient)
+            .where(ApiClient.id == client_id, ApiClient.balance.is_not(None))
+            .values(**values)
+            .returning(ApiClient.balance, ApiClient.alert_threshold)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if row is None:
+        return None
+    balance = _known(row[0])
+    threshold: Decimal | None = row[1]
+    if threshold is not None and balance >= threshold:
+        # Back above the threshold: the next crossing alerts again.
+        await session.execute(
+            update(ApiClient)
+            .where(ApiClient.id == client_id, ApiClient.low_credit_alerted.is_(True))
+            .values(low_credit_alerted=False)
+            .execution_options(synchronize_session=False)
+        )
+    return balance
+
+
+async def _check_alert(session: AsyncSession, client_id: str, balance: Decimal) -> None:
+    """One ``quota.low`` per crossing below the threshold, not one per message."""
+    flipped = await session.execute(
+        update(ApiClient)
+        .where(
+            ApiClient.id == client_id,
+            ApiClient.alert_threshold.is_not(None),
+            ApiClient.alert_threshold > balance,
+            ApiClient.low_credit_alerted.is_(False),
+        )
+        .values(low_credit_alerted=True)
+        .execution_options(synchronize_session=False)
+    )
+    if not flipped.rowcount:  # type: ignore[attr-defined]
+        return
+    client = await session.get(ApiClient, client_id)
+    assert client is not None
+    await session.refresh(client)
+    log.warning(
+        "client %s is low on credits: %s left (threshold %s)",
+        client.name,
+        _num(balance),
+        _num(client.alert_threshold or 0),
+    )
+    enqueue(
+        session,
+        client,
+        "quota.low",
+        {
+            "credits_left": float(balance),
+            "alert_threshold": float(client.alert_threshold or 0),
+            "quota": float(client.quota) if client.quota is not None else None,
+        },
+    )
+
+
+async def ledger_sum(session: AsyncSession, client_id: str) -> Decimal:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(CreditEntry.delta), 0)).where(
+            CreditEntry.client_id == client_id
+        )
+    )
+    return Decimal(total or 0)
+
+
+def _known(value: Decimal | None) -> Decimal:
+    """A balance read back from a row that was only updated when not null."""
+    assert value is not None
+    return value
+
+
+def _num(value: Decimal | float | int | None) -> str:
+    if value is None:
+        return "0"
+    return f"{Decimal(value).normalize():f}"

@@ -1,0 +1,1 @@
+"""Signed webhooks to the marketplace, written to an outbox and retried until acknowledged."""

@@ -1,0 +1,21 @@
+"""The background work of a process: the SMS dispatcher and the webhook sender."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from smsgateway.messages.dispatcher import Dispatcher, default_worker_id
+from smsgateway.runtime import Runtime
+from smsgateway.webhooks.sender import WebhookSender
+
+
+async def run_workers(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set; each loop finishes or releases what it holds."""
+    worker_id = default_worker_id()
+    async with httpx.AsyncClient(follow_redirects=False) as http:
+        await asyncio.gather(
+            Dispatcher(runtime, worker_id=worker_id).run(stop),
+            WebhookSender(runtime, http, worker_id=worker_id).run(stop),
+        )
