@@ -83,6 +83,7 @@ def settings(database_url: str) -> Settings:
         retry_base_seconds=0.01,
         retry_max_seconds=0.05,
         worker_poll_seconds=0.05,
+        uncertain_settle_seconds=0,
     )
 
 

@@ -14,13 +14,20 @@ from sqlalchemy import exc as sa_exc
 
 from smsgateway import __version__
 from smsgateway.callbacks.endpoints import router as callbacks_router
+from smsgateway.callbacks.incoming import router as incoming_router
+from smsgateway.clients.account import router as account_router
+from smsgateway.clients.endpoints import router as admin_clients_router
 from smsgateway.config import Settings, get_settings
-from smsgateway.errors import Problem, install_handlers, problem_response
+from smsgateway.errors import Problem, install_handlers, problem_response, safe_path
+from smsgateway.estimates import router as estimates_router
 from smsgateway.events.endpoints import router as events_router
 from smsgateway.health import router as health_router
-from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.messages.endpoints import router as messages_router
+from smsgateway.phones.endpoints import router as phones_router
 from smsgateway.runtime import Runtime, build_runtime
+from smsgateway.templates.endpoints import router as templates_router
+from smsgateway.webhooks.endpoints import router as webhooks_router
+from smsgateway.worker import run_workers
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +56,7 @@ def create_app(
         stop = asyncio.Event()
         worker: asyncio.Task[None] | None = None
         if run_worker:
-            worker = asyncio.create_task(Dispatcher(current).run(stop))
+            worker = asyncio.create_task(run_workers(current, stop))
         try:
             yield
         finally:
@@ -74,7 +81,8 @@ def create_app(
     @app.exception_handler(ConnectionError)
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
         # Nothing was committed: say so rather than acknowledge what we cannot keep.
-        log.warning("database unavailable on %s: %s", request.url.path, type(exc).__name__)
+        log.warning("database unavailable on %s: %s", safe_path(request), type(exc).__name__)
+        log.debug("database error detail", exc_info=exc)
         problem = Problem(
             503,
             "database-unavailable",
@@ -86,6 +94,13 @@ def create_app(
 
     app.include_router(events_router)
     app.include_router(messages_router)
+    app.include_router(phones_router)
+    app.include_router(estimates_router)
+    app.include_router(account_router)
+    app.include_router(templates_router)
     app.include_router(callbacks_router)
+    app.include_router(incoming_router)
+    app.include_router(webhooks_router)
+    app.include_router(admin_clients_router)
     app.include_router(health_router)
     return app

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
 import sys
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from smsgateway.clients.commands import register as register_client_commands
 from smsgateway.config import Settings, get_settings
 
 
@@ -41,8 +40,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run_worker(settings: Settings) -> None:
-    from smsgateway.messages.dispatcher import Dispatcher
     from smsgateway.runtime import build_runtime
+    from smsgateway.worker import run_workers
 
     runtime = build_runtime(settings)
     stop = asyncio.Event()
@@ -50,7 +49,7 @@ async def _run_worker(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await Dispatcher(runtime).run(stop)
+        await run_workers(runtime, stop)
     finally:
         await runtime.aclose()
 
@@ -65,47 +64,6 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
 
     upgrade(settings.database_url)
     print("database is up to date")
-    return 0
-
-
-async def _create_client(
-    settings: Settings, name: str, quota: Decimal | None, webhook_url: str | None
-) -> dict[str, str]:
-    from smsgateway.clients.service import create_client
-    from smsgateway.db import create_engine, session_factory
-
-    engine = create_engine(settings.database_url)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            created = await create_client(session, name=name, quota=quota, webhook_url=webhook_url)
-            return {"id": created.client.id, "name": name, "api_key": created.api_key}
-    finally:
-        await engine.dispose()
-
-
-def _clients_create(args: argparse.Namespace, settings: Settings) -> int:
-    from smsgateway.migrate import upgrade
-
-    quota: Decimal | None = None
-    if args.quota is not None:
-        try:
-            quota = Decimal(args.quota)
-        except InvalidOperation:
-            print("error: --quota must be a number of credits", file=sys.stderr)
-            return 2
-        if quota < 0:
-            print("error: --quota cannot be negative", file=sys.stderr)
-            return 2
-    upgrade(settings.database_url)
-    from sqlalchemy.exc import IntegrityError
-
-    try:
-        created = asyncio.run(_create_client(settings, args.name, quota, args.webhook_url))
-    except IntegrityError:
-        print(f"error: a client named {args.name!r} already exists", file=sys.stderr)
-        return 1
-    print(json.dumps(created, indent=2))
-    print("Store the api_key now: it is not shown again.", file=sys.stderr)
     return 0
 
 
@@ -135,11 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     clients = commands.add_parser("clients", help="manage API clients")
     client_commands = clients.add_subparsers(dest="clients_command", required=True)
-    create = client_commands.add_parser("create", help="create a client and print its API key")
-    create.add_argument("--name", required=True)
-    create.add_argument("--quota", default=None, help="credits (default: unlimited)")
-    create.add_argument("--webhook-url", default=None)
-    create.set_defaults(handler=_clients_create)
+    register_client_commands(client_commands)
 
     openapi = commands.add_parser("openapi", help="write the OpenAPI description")
     openapi.add_argument("--output", default="openapi.yaml")

@@ -11,6 +11,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.clients.models import ApiClient
+from smsgateway.clients.network import allowed, request_address
+from smsgateway.clients.ratelimit import retry_after_header
 from smsgateway.clients.service import client_for_key
 from smsgateway.config import Settings
 from smsgateway.errors import Problem
@@ -54,10 +56,23 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
+def _the_request(request: Request) -> Request:
+    return request
+
+
 async def current_client(
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    request: Annotated[Request | None, Depends(_the_request)] = None,
 ) -> ApiClient:
+    """The client owning the bearer key, once its IP allowlist and rate limit let it in.
+
+    Checks, in order: a key of an active client (else 401), the caller's
+    address against the client's allowlist (else 403; a refused caller spends
+    none of the client's rate), then the client's rate limit (else 429 with
+    ``Retry-After``). FastAPI always passes ``request``; code calling this
+    directly without it gets the key check only.
+    """
     if credentials is None or not credentials.credentials:
         raise Problem(
             401,
@@ -69,7 +84,39 @@ async def current_client(
     client = await client_for_key(session, credentials.credentials)
     if client is None:
         raise Problem(401, "unauthorized", "Invalid API key", headers=_UNAUTHORIZED)
+    if request is not None:
+        runtime = get_runtime(request)
+        _check_address(request, runtime, client)
+        _check_rate(runtime, client)
     return client
+
+
+def _check_address(request: Request, runtime: Runtime, client: ApiClient) -> None:
+    if not client.allowed_ips:
+        return
+    address = request_address(request, runtime.settings.trusted_proxies)
+    if not allowed(address, client.allowed_ips):
+        # The caller's own address helps them fix the allowlist; it is no secret to them.
+        raise Problem(
+            403,
+            "ip-not-allowed",
+            "Address not allowed",
+            f"This API key may not be used from {address or 'an unknown address'}.",
+        )
+
+
+def _check_rate(runtime: Runtime, client: ApiClient) -> None:
+    rate = client.rate_limit_per_second or runtime.settings.default_rate_limit_per_second
+    wait = runtime.rate_limiter.take(client.id, rate)
+    if wait is not None:
+        retry_after = retry_after_header(wait)
+        raise Problem(
+            429,
+            "rate-limited",
+            "Too many requests",
+            f"This client may make {rate:g} requests a second; retry in {retry_after} s.",
+            headers={"Retry-After": retry_after},
+        )
 
 
 ClientDep = Annotated[ApiClient, Depends(current_client)]

@@ -12,9 +12,10 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from smsgateway.clients.ratelimit import RateLimiter
 from smsgateway.config import Settings
 from smsgateway.db import create_engine, session_factory
-from smsgateway.pricing import Pricing
+from smsgateway.pricing import Pricing, load_pricing
 from smsgateway.providers.base import SmsProvider
 
 
@@ -28,6 +29,8 @@ class Runtime:
     # Set after a commit that queued messages, so an in-process dispatcher
     # wakes at once; other processes hear about it through LISTEN/NOTIFY.
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # Per-client request buckets; per process, see clients.ratelimit.
+    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
 
     @property
     def is_postgres(self) -> bool:
@@ -71,6 +74,13 @@ def build_provider(settings: Settings) -> SmsProvider:
 
 
 def build_pricing(settings: Settings) -> Pricing:
+    """The pricing file when ``SMSGW_PRICING_FILE`` is set, else the flat settings.
+
+    Raises ``PricingFileError`` (a ``RuntimeError``) for a bad file, so a typo stops
+    the service at start instead of mispricing every message.
+    """
+    if settings.pricing_file is not None:
+        return load_pricing(settings.pricing_file)
     return Pricing(
         default_credits_per_part=Decimal(str(settings.credits_per_part)),
         credit_price=Decimal(str(settings.credit_price)),

@@ -1,4 +1,4 @@
-"""The background work of a process: the SMS dispatcher and the webhook sender."""
+"""The background work of a process: dispatcher, webhook sender, reply poller."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import httpx
 
 from smsgateway.messages.dispatcher import Dispatcher, default_worker_id
+from smsgateway.replies.poller import ReplyPoller
 from smsgateway.runtime import Runtime
 from smsgateway.webhooks.sender import WebhookSender
 
@@ -18,4 +19,5 @@ async def run_workers(runtime: Runtime, stop: asyncio.Event) -> None:
         await asyncio.gather(
             Dispatcher(runtime, worker_id=worker_id).run(stop),
             WebhookSender(runtime, http, worker_id=worker_id).run(stop),
+            ReplyPoller(runtime).run(stop),
         )

@@ -20,11 +20,14 @@ from smsgateway.webhooks.models import WebhookDelivery
 from tests.conftest import CALLBACK_TOKEN, booking_event
 
 
-async def _client(runtime: Runtime, quota: str | None, threshold: str | None = None,
-                  name: str = "shop") -> tuple[str, dict[str, str]]:
+async def _client(
+    runtime: Runtime, quota: str | None, threshold: str | None = None, name: str = "shop"
+) -> tuple[str, dict[str, str]]:
     async with runtime.sessionmaker() as session, session.begin():
         created = await create_client(
-            session, name=name, quota=Decimal(quota) if quota is not None else None,
+            session,
+            name=name,
+            quota=Decimal(quota) if quota is not None else None,
             alert_threshold=Decimal(threshold) if threshold is not None else None,
             webhook_url="https://marketplace.test/hooks",
         )
@@ -50,8 +53,9 @@ async def test_accepting_messages_reserves_their_credits(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     client_id, auth = await _client(runtime, "10")
-    response = await http.post("/v1/booking-events", json=booking_event("booking.expired"),
-                               headers=auth)
+    response = await http.post(
+        "/v1/booking-events", json=booking_event("booking.expired"), headers=auth
+    )
     assert response.status_code == 202
     assert sum(m["credits"] for m in response.json()["messages"]) == 2
     balance, ledger = await _balance(runtime, client_id)
@@ -62,8 +66,9 @@ async def test_not_enough_credits_is_a_402_and_stores_nothing(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     client_id, auth = await _client(runtime, "1")
-    response = await http.post("/v1/booking-events", json=booking_event("booking.expired"),
-                               headers=auth)
+    response = await http.post(
+        "/v1/booking-events", json=booking_event("booking.expired"), headers=auth
+    )
     assert response.status_code == 402
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
@@ -80,14 +85,13 @@ async def test_not_enough_credits_is_a_402_and_stores_nothing(
         from smsgateway.clients.credits import adjust
 
         await adjust(session, client_id, Decimal(5), kind="adjust", reason="top-up")
-    again = await http.post("/v1/booking-events", json=booking_event("booking.expired"),
-                            headers=auth)
+    again = await http.post(
+        "/v1/booking-events", json=booking_event("booking.expired"), headers=auth
+    )
     assert again.status_code == 202
 
 
-async def test_unlimited_clients_are_not_charged(
-    http: httpx.AsyncClient, runtime: Runtime
-) -> None:
+async def test_unlimited_clients_are_not_charged(http: httpx.AsyncClient, runtime: Runtime) -> None:
     client_id, auth = await _client(runtime, None)
     response = await http.post("/v1/booking-events", json=booking_event(), headers=auth)
     assert response.status_code == 202
@@ -100,8 +104,7 @@ async def test_fifty_concurrent_requests_never_overspend(
     client_id, auth = await _client(runtime, "20")
     responses = await asyncio.gather(
         *(
-            http.post("/v1/booking-events", json=booking_event(event_id=f"evt-{i}"),
-                      headers=auth)
+            http.post("/v1/booking-events", json=booking_event(event_id=f"evt-{i}"), headers=auth)
             for i in range(50)
         )
     )
@@ -116,8 +119,9 @@ async def test_fifty_concurrent_requests_never_overspend(
 
 async def test_cancel_refunds_once(http: httpx.AsyncClient, runtime: Runtime) -> None:
     client_id, auth = await _client(runtime, "5")
-    response = await http.post("/v1/messages", json={"to": "+33611223344", "text": "Hello"},
-                               headers=auth)
+    response = await http.post(
+        "/v1/messages", json={"to": "+33611223344", "text": "Hello"}, headers=auth
+    )
     message_id = response.json()["id"]
     assert await _balance(runtime, client_id) == (Decimal(4), Decimal(4))
     cancelled = await http.delete(f"/v1/messages/{message_id}", headers=auth)
@@ -148,8 +152,9 @@ async def test_not_billed_delivery_report_refunds_once_even_when_repeated(
     await dispatcher.run_once()
     url = f"/v1/providers/ovh/{CALLBACK_TOKEN}/dlr"
     for _ in range(3):
-        report = await http.get(url, params={"id": "fake-1", "dlr": "16", "ptt": "23",
-                                             "date": "2026-11-21 10:00:00"})
+        report = await http.get(
+            url, params={"id": "fake-1", "dlr": "16", "ptt": "23", "date": "2026-11-21 10:00:00"}
+        )
         assert report.status_code == 200
     # A differently dated copy of the same outcome is a new report, still no second refund.
     await http.get(url, params={"id": "fake-1", "dlr": "16", "date": "2026-11-21 10:05:00"})
@@ -185,8 +190,7 @@ async def test_one_quota_low_alert_per_crossing(
 ) -> None:
     client_id, auth = await _client(runtime, "5", threshold="3")
     for i in range(4):  # 5 -> 4 -> 3 -> 2 (crossing) -> 1
-        await http.post("/v1/booking-events", json=booking_event(event_id=f"a-{i}"),
-                        headers=auth)
+        await http.post("/v1/booking-events", json=booking_event(event_id=f"a-{i}"), headers=auth)
     assert await _count(runtime, WebhookDelivery, event_type="quota.low") == 1
     async with runtime.sessionmaker() as session:
         alert = await session.scalar(select(WebhookDelivery))
@@ -198,8 +202,7 @@ async def test_one_quota_low_alert_per_crossing(
 
         await adjust(session, client_id, Decimal(4), kind="adjust", reason="top-up")
     for i in range(3):  # 5 -> 4 -> 3 -> 2 (crossing)
-        await http.post("/v1/booking-events", json=booking_event(event_id=f"b-{i}"),
-                        headers=auth)
+        await http.post("/v1/booking-events", json=booking_event(event_id=f"b-{i}"), headers=auth)
     assert await _count(runtime, WebhookDelivery, event_type="quota.low") == 2
     balance, ledger = await _balance(runtime, client_id)
     assert balance == ledger == Decimal(2)

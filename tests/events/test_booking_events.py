@@ -255,3 +255,14 @@ async def test_events_of_two_clients_do_not_collide(
     )
     assert one.status_code == two.status_code == 202
     assert one.json()["messages"][0]["id"] != two.json()["messages"][0]["id"]
+
+
+async def test_long_titles_are_clipped_to_the_templates_budget(
+    http: httpx.AsyncClient, auth: dict[str, str], dispatcher: Dispatcher, provider: FakeProvider
+) -> None:
+    event = booking_event("booking.accepted")
+    event["booking"]["title"] = "Sunset kayak tour along the cliffs with a picnic basket"
+    await http.post("/v1/booking-events", json=event, headers=auth)
+    await dispatcher.run_once()
+    assert "Sunset kayak tour along the cliffs wi..." in provider.sent[0].text
+    assert "picnic" not in provider.sent[0].text

@@ -333,3 +333,38 @@ async def _drain(dispatcher: Dispatcher) -> None:
     while idle < 3:
         idle = idle + 1 if await dispatcher.run_once() == 0 else 0
         await asyncio.sleep(0)
+
+
+async def test_an_uncertain_send_is_not_resent_before_the_settle_time(
+    http: httpx.AsyncClient,
+    auth: dict[str, str],
+    dispatcher: Dispatcher,
+    provider: FakeProvider,
+    runtime: Runtime,
+) -> None:
+    # The provider may list an accepted SMS only once its job has run: an empty
+    # lookup right after a lost answer must not trigger a second SMS.
+    runtime.settings.uncertain_settle_seconds = 120
+    provider.fail_next = [TransientProviderError("read timeout", uncertain=True)]
+    message_id = await _post(http, auth)
+    await dispatcher.run_once()
+    await _make_due(runtime, message_id)
+    await dispatcher.run_once()
+    waiting = await _message(runtime, message_id)
+    assert waiting.status == "queued"
+    assert waiting.uncertain is True
+    assert waiting.due_at is not None and waiting.uncertain_since is not None
+    assert (waiting.due_at - waiting.uncertain_since).total_seconds() == pytest.approx(120)
+    assert waiting.attempts == 1  # looking up is not an attempt
+    assert provider.sent == []
+    # Once the settle time has passed and it is still not listed, it is sent.
+    async with runtime.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(uncertain_since=utcnow() - timedelta(seconds=121), due_at=utcnow())
+        )
+    await dispatcher.run_once()
+    assert (await _message(runtime, message_id)).status == "submitted"
+    assert len(provider.sent) == 1
+    assert await _attempts(runtime, message_id) == ["transient", "lookup", "accepted"]

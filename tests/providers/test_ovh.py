@@ -311,17 +311,19 @@ async def test_clock_resync_and_single_retry_on_signature_complaint(
     assert_signed(route.calls[1].request)
 
 
-async def test_repeated_signature_complaint_is_permanent(
+async def test_repeated_signature_complaint_waits_for_a_fix(
     router: respx.MockRouter, client: OvhClient
 ) -> None:
+    """After one clock re-sync, a refused signature is ours to fix: retry later, not fail."""
     route = router.post(JOBS_URL).respond(
         403, json={"class": "Client::Forbidden", "message": "Query out of time"}
     )
-    with pytest.raises(PermanentProviderError) as info:
+    with pytest.raises(TransientProviderError) as info:
         await client.call("POST", f"/sms/{SN}/jobs", json={})
     assert route.call_count == 2
     assert router.routes["time"].call_count == 2
     assert info.value.status_code == 403
+    assert info.value.uncertain is False
 
 
 async def test_clock_sync_failure_is_certain_and_sends_nothing(
@@ -416,8 +418,8 @@ async def test_error_reason_is_scrubbed_and_truncated(
     router: respx.MockRouter, provider: OvhProvider
 ) -> None:
     router.post(JOBS_URL).respond(
-        403,
-        json={"class": "Client::Forbidden", "message": f"Bad key {CK} / {AS} " + "x" * 1000},
+        400,
+        json={"class": "Client::BadRequest", "message": f"Bad key {CK} / {AS} " + "x" * 1000},
     )
     with pytest.raises(PermanentProviderError) as info:
         await provider.send(job())

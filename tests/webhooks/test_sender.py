@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from decimal import Decimal
@@ -42,18 +43,18 @@ async def test_receiver_failing_twice_gets_the_event_once_acknowledged(runtime: 
     assert delivery is not None
     with respx.mock(assert_all_called=True) as receiver:
         route = receiver.post(HOOK).mock(
-            side_effect=[httpx.Response(500), httpx.ConnectError("refused"),
-                         httpx.Response(204)]
+            side_effect=[httpx.Response(500), httpx.ConnectError("refused"), httpx.Response(204)]
         )
         async with httpx.AsyncClient() as http:
             sender = WebhookSender(runtime, http, worker_id="w")
-            sender.retry = type(sender.retry)(base_seconds=0.001, max_seconds=0.002,
-                                              max_attempts=10)
+            sender.retry = type(sender.retry)(
+                base_seconds=0.001, max_seconds=0.002, max_attempts=10
+            )
             for _ in range(20):
                 await sender.run_once()
                 if (await _delivery(runtime, delivery.id)).status == "delivered":
                     break
-                time.sleep(0.005)
+                await asyncio.sleep(0.005)
     stored = await _delivery(runtime, delivery.id)
     assert stored.status == "delivered"
     assert stored.attempts == 3
@@ -64,10 +65,15 @@ async def test_receiver_failing_twice_gets_the_event_once_acknowledged(runtime: 
     assert body["type"] == "phone.verified"
     assert body["data"] == {"user_ref": "u-1"}
     assert last.headers["Smsgw-Event-Id"] == delivery.id
-    assert verify(client.webhook_secret or "", last.headers[SIGNATURE_HEADER], last.content,
-                  now=int(time.time()))
-    assert not verify("another-secret", last.headers[SIGNATURE_HEADER], last.content,
-                      now=int(time.time()))
+    assert verify(
+        client.webhook_secret or "",
+        last.headers[SIGNATURE_HEADER],
+        last.content,
+        now=int(time.time()),
+    )
+    assert not verify(
+        "another-secret", last.headers[SIGNATURE_HEADER], last.content, now=int(time.time())
+    )
     # Acknowledged: nothing more is sent.
     with respx.mock(assert_all_called=False) as receiver:
         again = receiver.post(HOOK).respond(200)
@@ -85,11 +91,10 @@ async def test_gives_up_after_max_attempts(runtime: Runtime) -> None:
         receiver.post(HOOK).respond(410)
         async with httpx.AsyncClient() as http:
             sender = WebhookSender(runtime, http, worker_id="w")
-            sender.retry = type(sender.retry)(base_seconds=0.001, max_seconds=0.001,
-                                              max_attempts=2)
+            sender.retry = type(sender.retry)(base_seconds=0.001, max_seconds=0.001, max_attempts=2)
             for _ in range(10):
                 await sender.run_once()
-                time.sleep(0.003)
+                await asyncio.sleep(0.003)
     stored = await _delivery(runtime, delivery.id)
     assert (stored.status, stored.attempts, stored.last_status_code) == ("failed", 2, 410)
 

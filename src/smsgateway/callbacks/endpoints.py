@@ -100,7 +100,7 @@ def _int_param(params: dict[str, str], name: str, *, required: bool) -> int | No
     return value
 
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
+CALLBACK_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown token", "content": {PROBLEM_JSON: {}}},
     422: {"description": "Missing or malformed parameter", "content": {PROBLEM_JSON: {}}},
 }
@@ -109,14 +109,14 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.get(
     "/dlr",
     response_model=CallbackAck,
-    responses=_RESPONSES,
+    responses=CALLBACK_RESPONSES,
     summary="Delivery report from OVHcloud (query string)",
     operation_id="ovh_delivery_report_get",
 )
 @router.post(
     "/dlr",
     response_model=CallbackAck,
-    responses=_RESPONSES,
+    responses=CALLBACK_RESPONSES,
     summary="Delivery report from OVHcloud (query, form or JSON)",
     operation_id="ovh_delivery_report_post",
 )

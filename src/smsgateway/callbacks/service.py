@@ -16,6 +16,7 @@ from smsgateway.callbacks.ptt import DLR_NOT_BILLED, outcome
 from smsgateway.clients.credits import refund
 from smsgateway.db import utcnow
 from smsgateway.messages.models import Message
+from smsgateway.messages.notify import status_changed
 from smsgateway.messages.states import FINAL, Status, rank
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,7 @@ async def _apply(session: AsyncSession, message_id: str, report: DeliveryReport)
     )
     if result.rowcount:  # type: ignore[attr-defined]
         log.info("message %s is %s (dlr=%s ptt=%s)", message_id, status, report.dlr, report.ptt)
+        await status_changed(session, message_id)
         if report.dlr == DLR_NOT_BILLED:
             # OVHcloud did not bill it, so neither do we (once: see credits.refund).
             await refund(session, message_id, "provider: not billed")

@@ -82,7 +82,7 @@ async def reserve(session: AsyncSession, client_id: str, messages: Iterable[Mess
                 created_at=now,
             )
         )
-    await _check_alert(session, client_id, balance)
+    await check_alert(session, client_id, balance)
 
 
 async def refund(session: AsyncSession, message_id: str, reason: str) -> bool:
@@ -206,7 +206,7 @@ async def _credit(
     return balance
 
 
-async def _check_alert(session: AsyncSession, client_id: str, balance: Decimal) -> None:
+async def check_alert(session: AsyncSession, client_id: str, balance: Decimal) -> None:
     """One ``quota.low`` per crossing below the threshold, not one per message."""
     flipped = await session.execute(
         update(ApiClient)

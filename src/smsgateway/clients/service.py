@@ -1,4 +1,4 @@
-"""Creating clients and checking their API keys."""
+"""Creating, administering and authenticating API clients."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.clients.models import ApiClient
+from smsgateway.clients import credits
+from smsgateway.clients.models import ApiClient, CreditEntry
+from smsgateway.clients.schemas import ClientCreate, ClientUpdate
+from smsgateway.db import utcnow
+from smsgateway.errors import Problem
 
 KEY_PREFIX = "sgw_"
 
@@ -35,20 +40,54 @@ async def create_client(
     *,
     name: str,
     quota: Decimal | None = None,
+    alert_threshold: Decimal | None = None,
+    allowed_ips: list[str] | None = None,
     webhook_url: str | None = None,
+    rate_limit_per_second: float | None = None,
+    actor: str | None = None,
 ) -> NewClient:
+    """A new client; its opening quota is the ledger's first row."""
     api_key = generate_key()
     client = ApiClient(
         name=name,
         key_hash=hash_key(api_key),
         key_prefix=api_key[:10],
         quota=quota,
+        balance=quota,
+        alert_threshold=alert_threshold,
+        low_credit_alerted=False,
+        allowed_ips=list(allowed_ips or []),
+        rate_limit_per_second=rate_limit_per_second,
         webhook_url=webhook_url,
-        allowed_ips=[],
+        webhook_secret=secrets.token_hex(32),
+        created_at=utcnow(),
     )
     session.add(client)
     await session.flush()
+    if quota is not None:
+        session.add(
+            CreditEntry(
+                client_id=client.id,
+                kind="grant",
+                delta=quota,
+                balance_after=quota,
+                reason="opening quota",
+                actor=actor,
+                created_at=utcnow(),
+            )
+        )
+        await session.flush()
     return NewClient(client=client, api_key=api_key)
+
+
+async def rotate_key(session: AsyncSession, client: ApiClient) -> str:
+    """A new key for ``client``; the old one stops working when this commits."""
+    api_key = generate_key()
+    client.key_hash = hash_key(api_key)
+    client.key_prefix = api_key[:10]
+    client.updated_at = utcnow()
+    await session.flush()
+    return api_key
 
 
 async def client_for_key(session: AsyncSession, api_key: str) -> ApiClient | None:
@@ -60,3 +99,241 @@ async def client_for_key(session: AsyncSession, api_key: str) -> ApiClient | Non
     if found is None or found.disabled_at is not None:
         return None
     return found
+
+
+# --- Administration: shared by the admin API and the ``smsgateway clients`` command.
+
+
+async def get_client(session: AsyncSession, client_id: str) -> ApiClient:
+    """The client ``client_id`` (disabled ones included), or a 404 problem."""
+    client = await session.get(ApiClient, client_id)
+    if client is None:
+        raise _not_found(client_id)
+    return client
+
+
+async def lock_client(session: AsyncSession, client_id: str) -> ApiClient:
+    """The client, read after taking its row's write lock for this transaction.
+
+    The write comes first so that what is read next cannot change before the
+    commit: on PostgreSQL the row lock queues ``credits.reserve`` behind us,
+    and SQLite holds its single write lock from here on (reading first and
+    writing later could also fail there once another writer has committed).
+    """
+    touched = await session.scalar(
+        update(ApiClient)
+        .where(ApiClient.id == client_id)
+        .values(updated_at=utcnow())
+        .returning(ApiClient.id)
+        .execution_options(synchronize_session=False)
+    )
+    if touched is None:
+        raise _not_found(client_id)
+    client = await session.get(ApiClient, client_id, populate_existing=True)
+    assert client is not None
+    return client
+
+
+def _not_found(client_id: str) -> Problem:
+    return Problem(404, "client-not-found", "Client not found", f"No client {client_id!r}.")
+
+
+def _name_taken(name: str) -> Problem:
+    return Problem(
+        409, "client-name-taken", "Name already used", f"A client named {name!r} already exists."
+    )
+
+
+async def _ensure_name_free(session: AsyncSession, name: str, *, but: str | None = None) -> None:
+    query = select(ApiClient.id).where(ApiClient.name == name)
+    if but is not None:
+        query = query.where(ApiClient.id != but)
+    if await session.scalar(query) is not None:
+        raise _name_taken(name)
+
+
+async def list_clients(session: AsyncSession) -> list[ApiClient]:
+    """Every client, oldest first (a gateway has a handful, so no paging)."""
+    rows = await session.scalars(select(ApiClient).order_by(ApiClient.created_at, ApiClient.id))
+    return list(rows.all())
+
+
+async def register_client(
+    session: AsyncSession, data: ClientCreate, *, actor: str | None
+) -> NewClient:
+    """``create_client`` from a validated request; a taken name is a 409 problem."""
+    await _ensure_name_free(session, data.name)
+    try:
+        return await create_client(
+            session,
+            name=data.name,
+            quota=data.quota,
+            alert_threshold=data.alert_threshold,
+            allowed_ips=data.allowed_ips,
+            webhook_url=str(data.webhook_url) if data.webhook_url is not None else None,
+            rate_limit_per_second=data.rate_limit_per_second,
+            actor=actor,
+        )
+    except IntegrityError as exc:  # the same name created at the same moment
+        raise _name_taken(data.name) from exc
+
+
+async def update_client(
+    session: AsyncSession, client_id: str, data: ClientUpdate, *, actor: str | None
+) -> ApiClient:
+    """Apply the fields given in ``data``; see ``set_quota`` for what a new quota does."""
+    client = await lock_client(session, client_id)
+    changes = data.changes()
+    quota_given = "quota" in changes
+    new_quota: Decimal | None = changes.pop("quota", None)
+    if "name" in changes and changes["name"] != client.name:
+        await _ensure_name_free(session, changes["name"], but=client.id)
+    for name, value in changes.items():
+        setattr(client, name, value)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise _name_taken(str(changes.get("name"))) from exc
+    if quota_given:
+        await set_quota(session, client, new_quota, actor=actor)
+    await sync_low_credit_alert(session, client.id)
+    await session.refresh(client)
+    return client
+
+
+async def set_quota(
+    session: AsyncSession, client: ApiClient, quota: Decimal | None, *, actor: str | None
+) -> None:
+    """Give a (locked) client a new quota, keeping the ledger summing to the balance.
+
+    - a number to another: the balance moves by the difference (an ``adjust``
+      row; a ``409`` when that would take it below zero);
+    - a number to unlimited: an ``adjust`` row empties the ledger, and the
+      balance becomes null (unlimited clients are not charged);
+    - unlimited to a number: a ``grant`` row brings the ledger to the quota,
+      which is also the balance.
+    """
+    old = client.quota
+    if old is None and quota is None:
+        return
+    if old is not None and quota is not None:
+        if quota != old:
+            await credits.adjust(
+                session,
+                client.id,
+                quota - old,
+                kind="adjust",
+                reason=f"quota changed from {_num(old)} to {_num(quota)}",
+                actor=actor,
+            )
+        return
+    owed = await credits.ledger_sum(session, client.id)
+    now = utcnow()
+    if quota is None:
+        kind, delta, reason = "adjust", -owed, "quota removed: unlimited"
+    else:
+        kind, delta, reason = "grant", quota - owed, f"quota set to {_num(quota)}, was unlimited"
+    if delta:
+        session.add(
+            CreditEntry(
+                client_id=client.id,
+                kind=kind,
+                delta=delta,
+                balance_after=quota,
+                reason=reason,
+                actor=actor,
+                created_at=now,
+            )
+        )
+    await session.execute(
+        update(ApiClient)
+        .where(ApiClient.id == client.id)
+        .values(quota=quota, balance=quota, low_credit_alerted=False, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.flush()
+
+
+async def change_credits(
+    session: AsyncSession, client_id: str, delta: Decimal, *, reason: str, actor: str | None
+) -> ApiClient:
+    """Add or remove credits (an ``adjust`` ledger row with the reason).
+
+    Removing more than is left is a 409 problem, and so is changing the
+    credits of an unlimited client (give it a quota first).
+    """
+    client = await lock_client(session, client_id)
+    if client.balance is None:
+        raise Problem(
+            409,
+            "client-unlimited",
+            "Client has no quota",
+            "This client is unlimited: set a quota before adding or removing credits.",
+        )
+    await credits.adjust(session, client.id, delta, kind="adjust", reason=reason, actor=actor)
+    await sync_low_credit_alert(session, client.id)
+    await session.refresh(client)
+    return client
+
+
+async def sync_low_credit_alert(session: AsyncSession, client_id: str) -> None:
+    """Make the ``quota.low`` state agree with the balance and threshold just set.
+
+    At or above the threshold (or with no threshold, or unlimited) the alert
+    is armed again. Below it, one ``quota.low`` is sent unless it already was
+    for this crossing: lowering the balance by hand or raising the threshold
+    above it is a crossing too, and the marketplace should hear about it.
+    """
+    client = await session.get(ApiClient, client_id, populate_existing=True)
+    assert client is not None
+    balance, threshold = client.balance, client.alert_threshold
+    if balance is None or threshold is None or balance >= threshold:
+        if client.low_credit_alerted:
+            client.low_credit_alerted = False
+            await session.flush()
+        return
+    await credits.check_alert(session, client_id, balance)  # sends at most one per crossing
+
+
+async def disable_client(session: AsyncSession, client_id: str) -> ApiClient:
+    """Stop the client's key from working; its messages and ledger are kept."""
+    client = await lock_client(session, client_id)
+    if client.disabled_at is None:
+        client.disabled_at = utcnow()
+        await session.flush()
+    return client
+
+
+async def rotate_client_key(session: AsyncSession, client_id: str) -> tuple[ApiClient, str]:
+    client = await lock_client(session, client_id)
+    return client, await rotate_key(session, client)
+
+
+async def rotate_webhook_secret(session: AsyncSession, client_id: str) -> tuple[ApiClient, str]:
+    """A new signing secret; webhooks sent from now on (retries included) use it."""
+    client = await lock_client(session, client_id)
+    client.webhook_secret = secrets.token_hex(32)
+    await session.flush()
+    return client, client.webhook_secret
+
+
+async def ledger_page(
+    session: AsyncSession, client_id: str, *, limit: int, cursor: str | None
+) -> tuple[list[CreditEntry], str | None]:
+    """The client's ledger, newest first, ``limit`` rows after ``cursor``."""
+    await get_client(session, client_id)
+    query = select(CreditEntry).where(CreditEntry.client_id == client_id)
+    if cursor:
+        if not cursor.isdigit():
+            raise Problem(
+                400, "invalid-cursor", "Invalid cursor", "Use the next_cursor of a previous page."
+            )
+        query = query.where(CreditEntry.id < int(cursor))
+    rows = list(await session.scalars(query.order_by(CreditEntry.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (str(rows[-1].id) if more and rows else None)
+
+
+def _num(value: Decimal) -> str:
+    return f"{value.normalize():f}"

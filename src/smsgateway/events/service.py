@@ -15,20 +15,23 @@ from smsgateway.clients.credits import reserve
 from smsgateway.clients.models import ApiClient
 from smsgateway.errors import Problem
 from smsgateway.events.models import BookingEvent
+from smsgateway.events.requests import close_requests, open_request
 from smsgateway.events.schemas import BookingEventAccepted, BookingEventIn, EventMessage, Party
-from smsgateway.messages.models import Message
+from smsgateway.messages.models import Message, new_message_id
 from smsgateway.messages.service import announce_queued, build_message
 from smsgateway.messages.states import Status
 from smsgateway.phones.service import resolve_recipient
 from smsgateway.runtime import Runtime
-from smsgateway.templates.defaults import RECIPIENTS
-from smsgateway.templates.render import first_name, format_when
+from smsgateway.templates.defaults import RECIPIENTS, offered_placeholders
+from smsgateway.templates.render import clip, first_name, format_when, reply_words
 from smsgateway.templates.service import find_template
 
 log = logging.getLogger(__name__)
 
-# The words a reply must start with, in the recipient's language.
-_REPLY_WORDS = {"fr": ("OUI", "NON")}
+# Events after which a reply can no longer decide the booking.
+_SETTLING = frozenset(
+    {"booking.accepted", "booking.refused", "booking.expired", "booking.cancelled"}
+)
 
 
 def body_hash(event: BookingEventIn) -> str:
@@ -73,6 +76,8 @@ async def accept_event(
             ) from None
         return _replay(existing, digest), False
 
+    if event.type in _SETTLING:
+        await close_requests(session, client_id, event.booking.id)
     messages = [
         await _message_for(session, runtime, client, event, role) for role in RECIPIENTS[event.type]
     ]
@@ -141,10 +146,26 @@ async def _message_for(
         session, event.type, role, party.language or recipient.language, settings.default_language
     )
     language = template.language
-    yes, no = _REPLY_WORDS.get(language.split("-")[0].lower(), ("YES", "NO"))
+    yes, no = reply_words(language)
     booking = event.booking
+    offered = offered_placeholders(event.type, role)
+    message_id = new_message_id()
+    if event.type == "booking.requested" and role == "offeror" and recipient.refusal is None:
+        request, show_code = await open_request(
+            session,
+            client_id=client.id,
+            booking_id=booking.id,
+            title=booking.title,
+            user_ref=party.user_ref,
+            number=recipient.to,
+            expires_at=booking.expires_at,
+            message_id=message_id,
+        )
+        if show_code:
+            yes, no = f"{yes} {request.code}", f"{no} {request.code}"
     values: dict[str, Any] = {
-        "booking_title": booking.title,
+        # Clipped to the declared maximum, so a template's worst case holds.
+        "booking_title": clip(booking.title, offered["booking_title"]),
         "other_name": first_name(other.name) if other else "",
         "recipient_name": first_name(party.name),
         "starts_at": format_when(booking.starts_at, language) if booking.starts_at else "",
@@ -159,6 +180,7 @@ async def _message_for(
         text=template.render(values),
         send_at=event.send_at,
         no_stop_clause=True,
+        message_id=message_id,
         event_id=event.event_id,
         event_type=event.type,
         booking_id=booking.id,

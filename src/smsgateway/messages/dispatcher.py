@@ -29,6 +29,7 @@ from smsgateway.callbacks.service import apply_pending_reports
 from smsgateway.clients.credits import refund
 from smsgateway.db import utcnow
 from smsgateway.messages.models import Message, SendAttempt
+from smsgateway.messages.notify import status_changed
 from smsgateway.messages.queue import Claimed, RetryPolicy, claim_due, next_due_in
 from smsgateway.messages.service import NOTIFY_CHANNEL
 from smsgateway.messages.states import Status
@@ -162,6 +163,13 @@ class Dispatcher:
             if found:
                 await self._submitted(message, started, found[0], outcome="adopted")
                 return
+            # Not listed yet is not proof it was not sent: the provider lists an SMS
+            # only once its job has run. Resend only after the settle time.
+            since = message.uncertain_since or started
+            settled_at = since + timedelta(seconds=self.settings.uncertain_settle_seconds)
+            if started < settled_at:
+                await self._await_settle(message, started, settled_at)
+                return
         job = OutgoingJob(
             text=message.text,
             receivers=[message.to],
@@ -211,14 +219,21 @@ class Dispatcher:
             self._attempt(session, message, started, outcome, provider_id=provider_id)
             if updated:
                 await apply_pending_reports(session, message.id, provider_id)
+                await status_changed(session, message.id)
         log.info("message %s submitted to %s (%s)", message.id, mask(message.to), outcome)
 
     async def _fail(
-        self, message: Claimed, started: Any, reason: str, *, status_code: int | None = None
+        self,
+        message: Claimed,
+        started: Any,
+        reason: str,
+        *,
+        status_code: int | None = None,
+        maybe_billed: bool = False,
     ) -> None:
         now = utcnow()
         async with self.runtime.sessionmaker() as session, session.begin():
-            await self._finish(
+            updated = await self._finish(
                 session,
                 message,
                 status=Status.FAILED.value,
@@ -229,9 +244,24 @@ class Dispatcher:
             self._attempt(
                 session, message, started, "permanent", error=reason, status_code=status_code
             )
-            # The provider never accepted it: nothing was billed.
-            await refund(session, message.id, f"not sent: {reason}")
+            if updated and not maybe_billed:
+                # The provider never accepted it: nothing was billed.
+                await refund(session, message.id, f"not sent: {reason}")
+                await status_changed(session, message.id)
         log.warning("message %s failed: %s", message.id, reason)
+
+    async def _await_settle(self, message: Claimed, started: Any, settled_at: Any) -> None:
+        """Look the message up again at ``settled_at``; waiting is not an attempt."""
+        async with self.runtime.sessionmaker() as session, session.begin():
+            await self._finish(
+                session,
+                message,
+                status=Status.QUEUED.value,
+                due_at=settled_at,
+                attempts=message.attempts - 1,
+                uncertain_since=message.uncertain_since or started,
+            )
+            self._attempt(session, message, started, "lookup", error="not listed yet")
 
     async def _retry_later(
         self, message: Claimed, started: Any, exc: ProviderError, *, uncertain: bool
@@ -239,7 +269,12 @@ class Dispatcher:
         retry_after = exc.retry_after if isinstance(exc, TransientProviderError) else None
         if self.retry.exhausted(message.attempts):
             await self._fail(
-                message, started, f"provider_unavailable: {exc.reason}", status_code=exc.status_code
+                message,
+                started,
+                f"provider_unavailable: {exc.reason}",
+                status_code=exc.status_code,
+                # An SMS the provider may have taken may also have been billed.
+                maybe_billed=uncertain or message.uncertain,
             )
             return
         delay = self.retry.delay(message.attempts, retry_after)
@@ -251,6 +286,7 @@ class Dispatcher:
                 status=Status.QUEUED.value,
                 due_at=now + timedelta(seconds=delay),
                 uncertain=uncertain,
+                uncertain_since=(message.uncertain_since or now) if uncertain else None,
                 last_error=exc.reason[:255],
             )
             self._attempt(

@@ -58,6 +58,8 @@ class Message(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the provider may first have got it without our knowing; see dispatcher.
+    uncertain_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(255), nullable=True)
     provider: Mapped[str | None] = mapped_column(String(16), nullable=True)
     provider_tag: Mapped[str] = mapped_column(String(20), unique=True)

@@ -8,8 +8,8 @@ waiting on each other; SQLite serialises writers, which gives the same result
 for the single process it serves.
 
 A message taken over from an expired lease may already have reached the
-provider, so the claim marks it ``uncertain``: the dispatcher looks it up at
-the provider before sending it again.
+provider, so the claim marks it ``uncertain`` (from now, if not already): the
+dispatcher looks it up at the provider before sending it again.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class Claimed:
     no_stop_clause: bool
     attempts: int
     uncertain: bool
+    uncertain_since: datetime | None
 
 
 async def claim_due(
@@ -51,13 +52,21 @@ async def claim_due(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    taken_over = Message.status == Status.SENDING.value
     statement = (
         update(Message)
         .where(Message.id.in_(candidates.scalar_subquery()))
         .where(due)  # re-checked on the locked row
         .values(
             status=Status.SENDING.value,
-            uncertain=case((Message.status == Status.SENDING.value, True), else_=Message.uncertain),
+            uncertain=case((taken_over, True), else_=Message.uncertain),
+            uncertain_since=case(
+                (
+                    Message.status == Status.SENDING.value,
+                    func.coalesce(Message.uncertain_since, now),
+                ),
+                else_=Message.uncertain_since,
+            ),
             lease_owner=worker,
             lease_until=now + lease,
             attempts=Message.attempts + 1,
@@ -71,11 +80,24 @@ async def claim_due(
             Message.no_stop_clause,
             Message.attempts,
             Message.uncertain,
+            Message.uncertain_since,
         )
         .execution_options(synchronize_session=False)
     )
     rows = (await session.execute(statement)).all()
-    return [Claimed(*row) for row in rows]
+    return [
+        Claimed(
+            id=row[0],
+            to=row[1],
+            text=row[2],
+            provider_tag=row[3],
+            no_stop_clause=row[4],
+            attempts=row[5],
+            uncertain=row[6],
+            uncertain_since=row[7],
+        )
+        for row in rows
+    ]
 
 
 async def next_due_in(session: AsyncSession, now: datetime) -> float | None:

@@ -29,6 +29,7 @@ def build_message(
     text: str,
     send_at: datetime | None = None,
     no_stop_clause: bool = True,
+    message_id: str | None = None,
     **fields: str | None,
 ) -> Message:
     """A new message row with its encoding, parts and price worked out.
@@ -45,7 +46,7 @@ def build_message(
     else:
         status, reason = recipient.refusal
         credits, cost = Decimal(0), Decimal(0)
-    message_id = new_message_id()
+    message_id = message_id or new_message_id()
     return Message(
         id=message_id,
         client_id=client_id,
@@ -169,3 +170,31 @@ async def cancel_message(session: AsyncSession, client_id: str, message_id: str)
     await refund(session, message_id, "cancelled")
     await session.refresh(message)
     return message
+
+
+def system_message(
+    runtime: Runtime,
+    *,
+    client_id: str,
+    to: str,
+    country: str | None,
+    text: str,
+    event_type: str,
+    language: str | None = None,
+    booking_id: str | None = None,
+) -> Message:
+    """A text the gateway owes a user on its own (a STOP confirmation, how to answer).
+
+    It goes even to an opted-out or unverified number, and is not charged to
+    the client's quota: the user asked for it, the client did not.
+    """
+    recipient = Recipient(to=to, country=country, language=language, refusal=None)
+    return build_message(
+        runtime,
+        client_id=client_id,
+        recipient=recipient,
+        text=text,
+        event_type=event_type,
+        language=language,
+        booking_id=booking_id,
+    )

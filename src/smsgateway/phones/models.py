@@ -1,3 +1,5 @@
+"""Phone numbers: the registry of users' numbers, their verification, opt-out."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -9,7 +11,18 @@ from smsgateway.db import Base, UTCDateTime, utcnow
 
 
 class UserPhone(Base):
-    """The number a client's user registered, and where its verification stands."""
+    """The number a client's user registered, and where its verification stands.
+
+    ``status`` is the registration's own state (``pending`` or ``verified``);
+    what the API shows also depends on the number's ``NumberState`` (see
+    ``phones.registry.effective_status``). One verification SMS is sent per
+    row: trying again means deleting the row and registering again.
+
+    For the ``code`` method only a salted SHA-256 of the code is kept
+    (``code_hash`` is ``"<salt hex>$<digest hex>"``), with its expiry and the
+    attempts spent; a code is checked at most ``verification_max_attempts``
+    times, counted with a conditional update so parallel guesses cannot go over.
+    """
 
     __tablename__ = "user_phones"
     __table_args__ = (UniqueConstraint("client_id", "user_ref"),)
@@ -20,6 +33,12 @@ class UserPhone(Base):
     number: Mapped[str] = mapped_column(String(20), index=True)
     language: Mapped[str | None] = mapped_column(String(35), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")
+    method: Mapped[str] = mapped_column(String(8), default="reply")
+    code_hash: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    code_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    verification_message_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    verification_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

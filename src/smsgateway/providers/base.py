@@ -67,6 +67,16 @@ class JobResult:
     credits_removed: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class IncomingSms:
+    """An SMS a user sent to our short number, as the provider holds it."""
+
+    provider_id: str
+    sender: str
+    text: str
+    received_at: str | None = None
+
+
 class SmsProvider(Protocol):
     """An SMS provider as the dispatcher sees it."""
 
@@ -78,6 +88,18 @@ class SmsProvider(Protocol):
 
     async def find_by_tag(self, tag: str) -> list[str]:
         """Provider SMS ids already sent with ``tag`` (to settle an uncertain send)."""
+        ...
+
+    async def fetch_incoming(self) -> list[IncomingSms]:
+        """SMS received and not yet deleted at the provider (oldest first)."""
+        ...
+
+    async def delete_incoming(self, provider_id: str) -> None:
+        """Remove an incoming SMS once it is stored on our side."""
+        ...
+
+    async def fetch_blacklist(self) -> list[str]:
+        """Numbers the provider itself has opted out (STOP to its own number)."""
         ...
 
     async def aclose(self) -> None:

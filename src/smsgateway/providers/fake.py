@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from smsgateway.providers.base import JobResult, OutgoingJob, ProviderError
+from smsgateway.providers.base import IncomingSms, JobResult, OutgoingJob, ProviderError
 
 MAX_TAG_LENGTH = 20
 
@@ -34,6 +34,8 @@ class FakeProvider:
         self.invalid_receivers: set[str] = set()
         self.ids_by_tag: dict[str, list[str]] = {}
         self.closed = False
+        self.incoming: list[IncomingSms] = []
+        self.blacklist: set[str] = set()
         self.latency_seconds = 0.0  # simulated network time, spent before any state changes
         self._counter = 0
 
@@ -65,6 +67,16 @@ class FakeProvider:
     async def find_by_tag(self, tag: str) -> list[str]:
         """Ids handed out for jobs sent with ``tag``, oldest first."""
         return list(self.ids_by_tag.get(tag, []))
+
+    async def fetch_incoming(self) -> list[IncomingSms]:
+        """What tests put in ``incoming``, as the provider would list it."""
+        return list(self.incoming)
+
+    async def delete_incoming(self, provider_id: str) -> None:
+        self.incoming = [sms for sms in self.incoming if sms.provider_id != provider_id]
+
+    async def fetch_blacklist(self) -> list[str]:
+        return sorted(self.blacklist)
 
     async def aclose(self) -> None:
         """Mark the provider closed (nothing to release)."""

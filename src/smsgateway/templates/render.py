@@ -183,3 +183,18 @@ def first_name(name: str) -> str:
     """
     words = name.split()
     return words[0][:FIRST_NAME_MAX_LENGTH] if words else ""
+
+
+_REPLY_WORDS = {"fr": ("OUI", "NON"), "de": ("JA", "NEIN")}
+
+
+def reply_words(language: str) -> tuple[str, str]:
+    """The words an offeror replies with to accept or refuse, in ``language``."""
+    return _REPLY_WORDS.get(language.split("-")[0].lower(), ("YES", "NO"))
+
+
+def clip(value: str, limit: int) -> str:
+    """``value`` cut to ``limit`` characters, marking the cut with "..."."""
+    if len(value) <= limit:
+        return value
+    return value[: max(0, limit - 3)].rstrip() + "..."

@@ -13,6 +13,8 @@ read/write timeout, read/write error, protocol error   ``TransientProviderError`
                                                        ``retry_after`` from Retry-After
 408 and 5xx                                            ``TransientProviderError``,
                                                        ``uncertain`` for non-GET methods
+401, 403, or 400 about the signature or timestamp       ``TransientProviderError``,
+(after one clock re-sync: credentials to fix)          ``uncertain=False``
 other 4xx                                              ``PermanentProviderError`` with
                                                        OVH's ``message``
 2xx with an unreadable JSON body                       ``TransientProviderError``,
@@ -265,6 +267,10 @@ class OvhClient:
                 retry_after=self._retry_after(response),
                 uncertain=maybe_processed,
             )
+        if status in (401, 403) or self._is_clock_complaint(response):
+            # Refused credentials or signature: OVH did nothing, and the fix is
+            # on our side (keys, clock), so the messages wait instead of failing.
+            raise TransientProviderError(reason, status_code=status, uncertain=False)
         if 400 <= status < 500:
             raise PermanentProviderError(reason, status_code=status)
         # 1xx/3xx: OVH does not redirect API calls; treat as a broken answer.

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import httpx
 
-from smsgateway.providers.base import JobResult, OutgoingJob, TransientProviderError
+from smsgateway.providers.base import IncomingSms, JobResult, OutgoingJob, TransientProviderError
 from smsgateway.providers.ovh.client import OvhClient
 
 MAX_TAG_LENGTH: Final = 20
@@ -92,6 +92,40 @@ class OvhProvider:
         if not isinstance(answer, dict):
             raise TransientProviderError("OVH outgoing SMS has an unexpected shape")
         return answer
+
+    async def fetch_incoming(self) -> list[IncomingSms]:
+        """Incoming SMS (``GET /sms/{sn}/incoming``, then each by id), oldest first."""
+        ids = await self.client.call("GET", f"{self._base_path}/incoming")
+        if not isinstance(ids, list):
+            raise TransientProviderError("OVH incoming list has an unexpected shape")
+        found: list[IncomingSms] = []
+        for sms_id in sorted(i for i in ids if isinstance(i, int) and not isinstance(i, bool)):
+            item = await self.client.call("GET", f"{self._base_path}/incoming/{sms_id}")
+            if not isinstance(item, dict):
+                raise TransientProviderError("OVH incoming SMS has an unexpected shape")
+            found.append(
+                IncomingSms(
+                    provider_id=str(item.get("id", sms_id)),
+                    sender=str(item.get("sender") or ""),
+                    text=str(item.get("message") or ""),
+                    received_at=str(item["creationDatetime"])
+                    if item.get("creationDatetime")
+                    else None,
+                )
+            )
+        return found
+
+    async def delete_incoming(self, provider_id: str) -> None:
+        await self.client.call(
+            "DELETE", f"{self._base_path}/incoming/{quote(str(provider_id), safe='')}"
+        )
+
+    async def fetch_blacklist(self) -> list[str]:
+        """Numbers in the account's blacklist (``GET /sms/{sn}/blacklists``)."""
+        numbers = await self.client.call("GET", f"{self._base_path}/blacklists")
+        if not isinstance(numbers, list):
+            raise TransientProviderError("OVH blacklist has an unexpected shape")
+        return [str(n) for n in numbers]
 
     async def aclose(self) -> None:
         """Close the HTTP client if the ``OvhClient`` owns it."""

@@ -1,0 +1,172 @@
+"""The subscriber list (seed 003) and suspending a number.
+
+A suspension is stored on ``NumberState``, which holds for the number at
+every client, exactly like an opt-out: ``resolve_recipient`` already blocks
+such numbers for everyone. A client may only suspend or reactivate a number
+one of its own users registered.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, case, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgateway.clients.credits import refund
+from smsgateway.db import utcnow
+from smsgateway.errors import Problem
+from smsgateway.messages.models import Message
+from smsgateway.messages.notify import status_changed
+from smsgateway.messages.states import Status
+from smsgateway.phones.models import NumberState, UserPhone
+from smsgateway.phones.numbers import InvalidNumber, mask, normalise
+from smsgateway.phones.registry import EffectiveStatus, effective_status
+
+log = logging.getLogger(__name__)
+
+
+def _effective_column() -> ColumnElement[str]:
+    """``effective_status`` in SQL, so ``?status=`` filters before the page is cut."""
+    return case(
+        (NumberState.opted_out_at.is_not(None), "opted_out"),
+        (NumberState.suspended_at.is_not(None), "suspended"),
+        else_=UserPhone.status,
+    )
+
+
+async def subscribers(
+    session: AsyncSession,
+    client_id: str,
+    *,
+    status: EffectiveStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[tuple[UserPhone, EffectiveStatus]], str | None]:
+    """The client's registrations with their effective status, newest first."""
+    query = (
+        select(UserPhone, NumberState)
+        .outerjoin(NumberState, NumberState.number == UserPhone.number)
+        .where(UserPhone.client_id == client_id)
+    )
+    if status is not None:
+        query = query.where(_effective_column() == status)
+    if cursor:
+        query = query.where(UserPhone.id < _decode_cursor(cursor))
+    query = query.order_by(UserPhone.id.desc()).limit(limit + 1)
+    rows = (await session.execute(query)).all()
+    more = len(rows) > limit
+    page = [(phone, effective_status(phone, state)) for phone, state in rows[:limit]]
+    next_cursor = _encode_cursor(page[-1][0].id) if more and page else None
+    return page, next_cursor
+
+
+def _encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"p{last_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
+        last_id = int(raw[1:]) if raw.startswith("p") else 0
+        if not 0 < last_id < 2**31:  # ids are 32-bit: anything else would fail in the query
+            raise ValueError(cursor)
+        return last_id
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise Problem(
+            400, "invalid-cursor", "Invalid cursor", "Use the next_cursor of a previous page."
+        ) from exc
+
+
+def path_number(raw: str) -> str:
+    """The E.164 number of a path segment: ``+33…``, ``%2B33…`` (decoded) or ``33…``."""
+    text = raw.strip()
+    if text[:1].isdigit():
+        text = "+" + text
+    try:
+        return normalise(text).e164
+    except InvalidNumber as exc:
+        raise Problem(
+            422,
+            "invalid-phone",
+            "Invalid phone number",
+            f"{exc}: give the number in E.164 form, e.g. +33601020304.",
+            errors=[{"field": "path.number", "message": str(exc)}],
+        ) from None
+
+
+async def set_suspended(
+    session: AsyncSession, client_id: str, number: str, *, suspended: bool
+) -> NumberState:
+    """Suspend (or reactivate) ``number`` for every client; it must be the client's.
+
+    A suspended number gets nothing, from any client: messages still queued
+    for it are blocked (reason ``suspended``) and refunded, and later ones are
+    stored as ``blocked``. Suspending twice keeps the first time.
+    """
+    owned = await session.scalar(
+        select(UserPhone.id)
+        .where(UserPhone.client_id == client_id, UserPhone.number == number)
+        .limit(1)
+    )
+    if owned is None:
+        raise Problem(
+            404,
+            "phone-not-found",
+            "Number not registered",
+            "None of this client's users registered this number.",
+        )
+    now = utcnow()
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(NumberState)
+        .values(number=number, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["number"])
+    )
+    if suspended:
+        flipped = await session.execute(
+            update(NumberState)
+            .where(NumberState.number == number, NumberState.suspended_at.is_(None))
+            .values(suspended_at=now, updated_at=now)
+        )
+        if flipped.rowcount:  # type: ignore[attr-defined]
+            await _block_queued(session, number, now)
+            log.info("number %s suspended", mask(number))
+    else:
+        await session.execute(
+            update(NumberState)
+            .where(NumberState.number == number, NumberState.suspended_at.is_not(None))
+            .values(suspended_at=None, updated_at=now)
+        )
+    state = await session.get(NumberState, number, populate_existing=True)
+    assert state is not None
+    return state
+
+
+async def _block_queued(session: AsyncSession, number: str, now: datetime) -> None:
+    waiting = (
+        await session.scalars(
+            select(Message.id).where(Message.to == number, Message.status == Status.QUEUED.value)
+        )
+    ).all()
+    for message_id in waiting:
+        blocked = await session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status == Status.QUEUED.value)
+            .values(
+                status=Status.BLOCKED.value,
+                reason="suspended",
+                due_at=None,
+                updated_at=now,
+                final_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if blocked.rowcount:  # type: ignore[attr-defined]
+            await refund(session, message_id, "number suspended before sending")
+            await status_changed(session, message_id)

@@ -1,0 +1,302 @@
+"""Acting on an incoming SMS: verify a number, opt it out or in, answer a booking.
+
+One handler for both ways SMS come in (OVHcloud's push and polling): each SMS
+is stored once (unique provider id), read (see ``keywords``), and acted on in
+the same transaction, with the webhooks that report it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgateway.callbacks.models import IncomingMessage
+from smsgateway.clients.credits import refund
+from smsgateway.clients.models import ApiClient
+from smsgateway.db import utcnow
+from smsgateway.events.models import BookingRequest
+from smsgateway.messages.models import Message
+from smsgateway.messages.service import announce_queued, system_message
+from smsgateway.messages.states import Status
+from smsgateway.phones.models import NumberState
+from smsgateway.phones.numbers import InvalidNumber, mask, normalise
+from smsgateway.phones.registry import registrations_for, verify_by_reply
+from smsgateway.providers.base import IncomingSms
+from smsgateway.replies.keywords import Keyword, Reading, read
+from smsgateway.replies.texts import system_text
+from smsgateway.runtime import Runtime
+from smsgateway.webhooks.service import enqueue
+
+log = logging.getLogger(__name__)
+
+# Replies reach OVHcloud's short numbers from French mobiles: read national
+# numbers as French when no default region is configured.
+REPLY_REGION = "FR"
+
+
+@dataclass
+class _Sender:
+    number: str
+    country: str | None
+
+
+async def handle_incoming(
+    session: AsyncSession, runtime: Runtime, sms: IncomingSms, *, provider: str
+) -> str | None:
+    """Store ``sms`` and act on it. Returns the outcome, or None for a replay."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stored_id = await session.scalar(
+        insert(IncomingMessage)
+        .values(
+            provider=provider,
+            provider_id=sms.provider_id[:80],
+            sender=sms.sender[:32],
+            text=sms.text[:1600],
+            received_at=(sms.received_at or None),
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["provider", "provider_id"])
+        .returning(IncomingMessage.id)
+    )
+    if stored_id is None:
+        return None
+    reading = read(sms.text)
+    request_id: int | None = None
+    try:
+        parsed = normalise(sms.sender, runtime.settings.default_region or REPLY_REGION)
+    except InvalidNumber:
+        outcome = "invalid_sender"
+    else:
+        sender = _Sender(parsed.e164, parsed.country)
+        outcome, request_id = await _act(session, runtime, sender, reading, sms.text)
+    await session.execute(
+        update(IncomingMessage)
+        .where(IncomingMessage.id == stored_id)
+        .values(
+            keyword=reading.keyword.value if reading.keyword else None,
+            outcome=outcome,
+            booking_request_id=request_id,
+        )
+    )
+    log.info("incoming SMS from %s: %s -> %s", mask(sms.sender), reading.keyword, outcome)
+    return outcome
+
+
+async def _act(
+    session: AsyncSession, runtime: Runtime, sender: _Sender, reading: Reading, text: str
+) -> tuple[str, int | None]:
+    if reading.keyword == Keyword.STOP:
+        changed = await opt_out(session, runtime, sender.number, source="reply", confirm=True)
+        return ("opted_out" if changed else "already_opted_out"), None
+    if reading.keyword == Keyword.START:
+        changed = await opt_in(session, runtime, sender.number, source="reply")
+        return ("opted_in" if changed else "not_opted_out"), None
+    if reading.keyword in (Keyword.YES, Keyword.NO):
+        if reading.keyword == Keyword.YES and reading.code is None:
+            verified = await verify_by_reply(session, sender.number)
+            if verified:
+                return "verified", None
+        return await answer_booking(session, runtime, sender, reading, text)
+    known = await session.scalar(select(Message.id).where(Message.to == sender.number).limit(1))
+    return ("unrecognised" if known else "unknown_sender"), None
+
+
+# -- opt-out ------------------------------------------------------------------
+
+
+async def opt_out(
+    session: AsyncSession, runtime: Runtime, number: str, *, source: str, confirm: bool
+) -> bool:
+    """Stop every SMS to ``number``, for every client. True if it was not opted out yet.
+
+    Messages still queued for it are blocked and refunded; at most one
+    confirmation is sent (only the call that flips the flag sends it).
+    """
+    now = utcnow()
+    await _ensure_state(session, number)
+    flipped = await session.execute(
+        update(NumberState)
+        .where(NumberState.number == number, NumberState.opted_out_at.is_(None))
+        .values(opted_out_at=now, updated_at=now)
+    )
+    if not flipped.rowcount:  # type: ignore[attr-defined]
+        return False
+    waiting = (
+        await session.scalars(
+            select(Message.id).where(Message.to == number, Message.status == Status.QUEUED.value)
+        )
+    ).all()
+    if waiting:
+        await session.execute(
+            update(Message)
+            .where(Message.id.in_(waiting), Message.status == Status.QUEUED.value)
+            .values(
+                status=Status.BLOCKED.value,
+                reason="opted_out",
+                due_at=None,
+                updated_at=now,
+                final_at=now,
+            )
+        )
+        for message_id in waiting:
+            await refund(session, message_id, "opted out before sending")
+    await _notify_clients(session, number, "phone.opted_out", source)
+    if confirm:
+        await _send_system(
+            session, runtime, number, "stop_confirmation", event_type="phone.stop_confirmation"
+        )
+    log.info("number %s opted out (%s)", mask(number), source)
+    return True
+
+
+async def opt_in(session: AsyncSession, runtime: Runtime, number: str, *, source: str) -> bool:
+    """Undo an opt-out. True if the number was opted out."""
+    now = utcnow()
+    flipped = await session.execute(
+        update(NumberState)
+        .where(NumberState.number == number, NumberState.opted_out_at.is_not(None))
+        .values(opted_out_at=None, updated_at=now)
+    )
+    if not flipped.rowcount:  # type: ignore[attr-defined]
+        return False
+    await _notify_clients(session, number, "phone.opted_in", source)
+    await _send_system(
+        session, runtime, number, "start_confirmation", event_type="phone.start_confirmation"
+    )
+    log.info("number %s opted back in (%s)", mask(number), source)
+    return True
+
+
+async def _ensure_state(session: AsyncSession, number: str) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(NumberState)
+        .values(number=number, updated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["number"])
+    )
+
+
+async def _notify_clients(session: AsyncSession, number: str, event_type: str, source: str) -> None:
+    for registration in await registrations_for(session, number):
+        client = await session.get(ApiClient, registration.client_id)
+        if client is not None:
+            enqueue(
+                session,
+                client,
+                event_type,
+                {"user_ref": registration.user_ref, "phone": number, "source": source},
+            )
+
+
+# -- answering booking requests ----------------------------------------------
+
+
+async def answer_booking(
+    session: AsyncSession, runtime: Runtime, sender: _Sender, reading: Reading, text: str
+) -> tuple[str, int | None]:
+    """Accept or refuse the request a YES/NO names, or explain how to answer."""
+    now = utcnow()
+    open_requests = list(
+        (
+            await session.scalars(
+                select(BookingRequest)
+                .where(BookingRequest.number == sender.number, BookingRequest.status == "open")
+                .order_by(BookingRequest.created_at)
+            )
+        ).all()
+    )
+    live = []
+    for request in open_requests:
+        if request.expires_at is not None and request.expires_at <= now:
+            request.status = "expired"
+        else:
+            live.append(request)
+    if reading.code is not None:
+        target = next((r for r in live if r.code == reading.code), None)
+    else:
+        target = live[0] if len(live) == 1 else None
+    if target is None:
+        if len(live) > 1:
+            await _send_system(
+                session,
+                runtime,
+                sender.number,
+                "ambiguous",
+                event_type="booking.reply_help",
+                code=live[0].code,
+            )
+            return "ambiguous", None
+        answered_before = await session.scalar(
+            select(BookingRequest.id).where(BookingRequest.number == sender.number).limit(1)
+        )
+        if answered_before is None:
+            return "no_request", None
+        await _send_system(
+            session, runtime, sender.number, "no_open_request", event_type="booking.reply_help"
+        )
+        return "expired_reply", None
+    decision = "accepted" if reading.keyword == Keyword.YES else "refused"
+    target.status = decision
+    target.decided_at = now
+    client = await session.get(ApiClient, target.client_id)
+    assert client is not None
+    enqueue(
+        session,
+        client,
+        "booking.reply",
+        {
+            "booking_id": target.booking_id,
+            "decision": decision,
+            "user_ref": target.user_ref,
+            "text": text,
+            "code": target.code,
+        },
+    )
+    return decision, target.id
+
+
+async def _send_system(
+    session: AsyncSession,
+    runtime: Runtime,
+    number: str,
+    name: str,
+    *,
+    event_type: str,
+    **values: str,
+) -> None:
+    """Queue a system text to ``number``, paid by the client that last texted it."""
+    last = (
+        await session.execute(
+            select(Message.client_id, Message.language, Message.country)
+            .where(Message.to == number)
+            .order_by(Message.created_at.desc())
+            .limit(1)
+        )
+    ).first()
+    if last is None:
+        registrations = await registrations_for(session, number)
+        if not registrations:
+            return  # nobody ever texted this number: nothing to confirm
+        client_id, language, country = registrations[0].client_id, registrations[0].language, None
+    else:
+        client_id, language, country = last
+    text = system_text(name, language, runtime.settings.default_language, **values)
+    session.add(
+        system_message(
+            runtime,
+            client_id=client_id,
+            to=number,
+            country=country,
+            text=text,
+            event_type=event_type,
+            language=language,
+        )
+    )
+    await announce_queued(session, runtime)
