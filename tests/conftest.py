@@ -84,6 +84,11 @@ def settings(database_url: str) -> Settings:
         retry_max_seconds=0.05,
         worker_poll_seconds=0.05,
         uncertain_settle_seconds=0,
+        # The example event's dates are near: automatic reminders would add messages
+        # to most tests, depending on the day. tests/events/test_reminders.py turns them on.
+        reminders_enabled=False,
+        provider_calls_per_minute=0,
+        dlr_check_interval_seconds=0,
     )
 
 

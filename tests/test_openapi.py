@@ -26,6 +26,10 @@ def test_openapi_describes_the_public_contract() -> None:
         ("/v1/messages", "get"),
         ("/v1/messages/{message_id}", "get"),
         ("/v1/messages/{message_id}", "delete"),
+        ("/v1/campaigns", "post"),
+        ("/v1/campaigns", "get"),
+        ("/v1/campaigns/{campaign_id}", "get"),
+        ("/v1/campaigns/{campaign_id}/cancel", "post"),
         ("/v1/providers/ovh/{token}/dlr", "get"),
         ("/v1/providers/ovh/{token}/dlr", "post"),
         ("/healthz", "get"),
@@ -36,4 +40,6 @@ def test_openapi_describes_the_public_contract() -> None:
         "application/problem+json"
         in paths["/v1/booking-events"]["post"]["responses"]["409"]["content"]
     )
+    campaign_body = paths["/v1/campaigns"]["post"]["requestBody"]["content"]
+    assert {"application/json", "multipart/form-data"} <= set(campaign_body)
     assert yaml.safe_load(COMMITTED.read_text(encoding="utf-8"))["info"]["title"] == "smsgateway"

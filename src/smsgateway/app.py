@@ -15,6 +15,7 @@ from sqlalchemy import exc as sa_exc
 from smsgateway import __version__
 from smsgateway.callbacks.endpoints import router as callbacks_router
 from smsgateway.callbacks.incoming import router as incoming_router
+from smsgateway.campaigns.endpoints import router as campaigns_router
 from smsgateway.clients.account import router as account_router
 from smsgateway.clients.endpoints import router as admin_clients_router
 from smsgateway.config import Settings, get_settings
@@ -22,7 +23,11 @@ from smsgateway.errors import Problem, install_handlers, problem_response, safe_
 from smsgateway.estimates import router as estimates_router
 from smsgateway.events.endpoints import router as events_router
 from smsgateway.health import router as health_router
+from smsgateway.limits import BodySizeLimit, install_log_scrubbing
 from smsgateway.messages.endpoints import router as messages_router
+from smsgateway.observability.metrics import router as metrics_router
+from smsgateway.observability.middleware import ObservabilityMiddleware
+from smsgateway.openapi_problems import install as describe_problems
 from smsgateway.phones.endpoints import router as phones_router
 from smsgateway.runtime import Runtime, build_runtime
 from smsgateway.templates.endpoints import router as templates_router
@@ -74,6 +79,14 @@ def create_app(
         lifespan=lifespan,
     )
     install_handlers(app)
+    describe_problems(app)
+    app.add_middleware(
+        BodySizeLimit,
+        default_limit=settings.max_body_bytes,
+        path_limits=settings.max_body_bytes_by_path,
+    )
+    # Access log lines carry paths: no callback token or phone number may reach them.
+    install_log_scrubbing("smsgateway.access", "uvicorn.access")
 
     @app.exception_handler(sa_exc.OperationalError)
     @app.exception_handler(sa_exc.InterfaceError)
@@ -92,8 +105,38 @@ def create_app(
         )
         return problem_response(problem, request)
 
+    @app.exception_handler(sa_exc.DBAPIError)
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        if _sqlstate(exc).startswith("22"):
+            # A value the database refuses (a NUL character, a value too long for
+            # its column) that validation let through: the caller's input, not a fault.
+            log.info("unstorable input on %s", safe_path(request))
+            problem = Problem(
+                422,
+                "unstorable-value",
+                "A value cannot be stored",
+                "A field holds a character that is not allowed (such as NUL) or is too long.",
+            )
+            return problem_response(problem, request)
+        if not _transaction_conflict(exc):
+            log.error("database error on %s %s", request.method, safe_path(request), exc_info=exc)
+            problem = Problem(500, "internal-error", "Internal error", "The error was logged.")
+            return problem_response(problem, request)
+        # A deadlock or serialization failure rolled the whole transaction back:
+        # nothing was stored, and the same request again will most likely pass.
+        log.warning("transaction conflict on %s, answered 503", safe_path(request))
+        problem = Problem(
+            503,
+            "transaction-conflict",
+            "Conflict with a concurrent request",
+            "The request conflicted with another one and nothing was stored. Retry it.",
+            headers={"Retry-After": "1"},
+        )
+        return problem_response(problem, request)
+
     app.include_router(events_router)
     app.include_router(messages_router)
+    app.include_router(campaigns_router)
     app.include_router(phones_router)
     app.include_router(estimates_router)
     app.include_router(account_router)
@@ -103,4 +146,24 @@ def create_app(
     app.include_router(webhooks_router)
     app.include_router(admin_clients_router)
     app.include_router(health_router)
+
+    # Observability: GET /metrics, and a request id, access log line and HTTP metrics
+    # for every request. Added last, so it wraps every other middleware.
+    app.include_router(metrics_router)
+    app.add_middleware(ObservabilityMiddleware, access_log=settings.access_log)
     return app
+
+
+# SQLSTATEs of a transaction PostgreSQL rolled back to resolve a conflict.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+
+
+def _sqlstate(exc: Exception) -> str:
+    """The SQLSTATE of a database error (PostgreSQL), or "" when there is none."""
+    original = getattr(exc, "orig", None)
+    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    return str(code or "")
+
+
+def _transaction_conflict(exc: Exception) -> bool:
+    return _sqlstate(exc) in _RETRYABLE_SQLSTATES

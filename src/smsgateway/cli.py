@@ -4,21 +4,46 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import contextlib
+import os
 import signal
-import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from smsgateway.clients.commands import register as register_client_commands
 from smsgateway.config import Settings, get_settings
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    from smsgateway.observability.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+
+
+# With --workers N uvicorn starts N processes that import the app by name: these
+# factories build it there, logging included (a new process has no configuration).
+def api_app() -> FastAPI:
+    """The API alone (``serve --no-worker --workers N``)."""
+    from smsgateway.app import create_app
+
+    settings = get_settings()
+    _configure_logging(settings)
+    return create_app(settings)
+
+
+def api_and_worker_app() -> FastAPI:
+    """The API with a dispatcher in each process (``serve --workers N``)."""
+    from smsgateway.app import create_app
+
+    settings = get_settings()
+    _configure_logging(settings)
+    return create_app(settings, run_worker=True)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -28,15 +53,57 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from smsgateway.migrate import upgrade
 
     upgrade(settings.database_url)
-    app = create_app(settings, run_worker=not args.no_worker)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=settings.log_level.lower(),
-        proxy_headers=False,
-    )
-    return 0
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": settings.log_level.lower(),
+        # Our logging (configured in main) stays; uvicorn's access log is replaced by ours.
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,
+        # uvloop and httptools when installed (uvicorn[standard]); asyncio and h11 otherwise.
+        "loop": "auto",
+        "http": "auto",
+    }
+    if args.workers > 1:
+        # Each process counts its own metrics; they add them up through these files.
+        with tempfile.TemporaryDirectory(prefix="smsgw-metrics-") as metrics_dir:
+            os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+            factory = "api_app" if args.no_worker else "api_and_worker_app"
+            uvicorn.run(f"smsgateway.cli:{factory}", factory=True, workers=args.workers, **options)
+        return 0
+    started = _run_until_stopped(create_app(settings, run_worker=not args.no_worker), options)
+    # As with uvicorn.run: a server that never started (port taken, lifespan failed) is 3.
+    return 0 if started else 3
+
+
+def _run_until_stopped(app: FastAPI, options: dict[str, Any]) -> bool:
+    """Serve ``app`` until SIGTERM or SIGINT; whether the server had started.
+
+    A signal shuts the server down gracefully: requests in flight finish and the
+    lifespan stops the dispatcher, which finishes or releases what it holds.
+    uvicorn then raises the signal again, so the process would end "killed by
+    SIGTERM"; here a shutdown that was asked for and went well exits 0.
+    """
+    import uvicorn
+
+    class StopOnSignalServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            stops = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    server = StopOnSignalServer(uvicorn.Config(app, **options))
+    server.run()
+    return server.started
 
 
 async def _run_worker(settings: Settings) -> None:
@@ -48,14 +115,28 @@ async def _run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    metrics_server = None
+    if settings.worker_metrics_port is not None:
+        from smsgateway.observability.metrics import serve_worker_metrics
+
+        metrics_server = serve_worker_metrics(
+            runtime, settings.worker_metrics_host, settings.worker_metrics_port
+        )
     try:
         await run_workers(runtime, stop)
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         await runtime.aclose()
 
 
 def _worker(_args: argparse.Namespace, settings: Settings) -> int:
-    asyncio.run(_run_worker(settings))
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        asyncio.run(_run_worker(settings))
+    else:
+        uvloop.run(_run_worker(settings))
     return 0
 
 
@@ -83,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-worker", action="store_true", help="do not run the dispatcher here")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY", "1")),
+        help="API processes sharing the port (default: $WEB_CONCURRENCY or 1)",
+    )
     serve.set_defaults(handler=_serve)
 
     worker = commands.add_parser("worker", help="run only the dispatcher")

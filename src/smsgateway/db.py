@@ -71,7 +71,8 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         kwargs["pool_size"] = pool_size
         kwargs["max_overflow"] = pool_size
         kwargs["pool_pre_ping"] = True
-    engine = create_async_engine(url, **kwargs)
+    # Parameters stay out of error messages: they hold message texts and codes.
+    engine = create_async_engine(url, hide_parameters=True, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine

@@ -15,8 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from smsgateway.clients.ratelimit import RateLimiter
 from smsgateway.config import Settings
 from smsgateway.db import create_engine, session_factory
+from smsgateway.observability.metrics import Metrics
+from smsgateway.observability.provider import instrument
 from smsgateway.pricing import Pricing, load_pricing
 from smsgateway.providers.base import SmsProvider
+from smsgateway.providers.health import CircuitBreaker
 
 
 @dataclass
@@ -31,6 +34,10 @@ class Runtime:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # Per-client request buckets; per process, see clients.ratelimit.
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
+    # This process's Prometheus instruments (see observability.metrics).
+    metrics: Metrics = field(default_factory=Metrics)
+    # The dispatcher's circuit breaker, when this process runs one (metrics read it).
+    breaker: CircuitBreaker | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -88,12 +95,21 @@ def build_pricing(settings: Settings) -> Pricing:
     )
 
 
-def build_runtime(settings: Settings, provider: SmsProvider | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings, provider: SmsProvider | None = None, *, metrics: Metrics | None = None
+) -> Runtime:
+    """A runtime; a provider built from the settings is timed and counted in ``metrics``.
+
+    A ``provider`` given by the caller (tests) is used as it is: wrap it with
+    ``observability.provider.instrument`` to have its calls measured.
+    """
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    metrics = metrics or Metrics()
     return Runtime(
         settings=settings,
         engine=engine,
         sessionmaker=session_factory(engine),
-        provider=provider or build_provider(settings),
+        provider=provider or instrument(build_provider(settings), metrics),
         pricing=build_pricing(settings),
+        metrics=metrics,
     )

@@ -1,4 +1,4 @@
-"""The background work of a process: dispatcher, webhook sender, reply poller."""
+"""The background work of a process: dispatch, webhooks, replies, report checks, campaigns."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import asyncio
 
 import httpx
 
+from smsgateway.campaigns.worker import CampaignWorker
 from smsgateway.messages.dispatcher import Dispatcher, default_worker_id
+from smsgateway.messages.report_checks import ReportChecker
 from smsgateway.replies.poller import ReplyPoller
 from smsgateway.runtime import Runtime
 from smsgateway.webhooks.sender import WebhookSender
@@ -20,4 +22,6 @@ async def run_workers(runtime: Runtime, stop: asyncio.Event) -> None:
             Dispatcher(runtime, worker_id=worker_id).run(stop),
             WebhookSender(runtime, http, worker_id=worker_id).run(stop),
             ReplyPoller(runtime).run(stop),
+            ReportChecker(runtime).run(stop),
+            CampaignWorker(runtime, worker_id=worker_id).run(stop),
         )

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from smsgateway.callbacks.models import DeliveryReport
 from smsgateway.callbacks.service import apply_pending_reports
-from smsgateway.messages import dispatcher as dispatcher_module
+from smsgateway.messages import delivery as dispatcher_module
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime

@@ -144,6 +144,8 @@ async def test_each_booking_message_is_sent_as_a_signed_ovh_job(
                     "priority": "high",
                     "tag": body["tag"],
                     "senderForResponse": True,
+                    # What is left of the message's 24 h validity, in minutes.
+                    "validityPeriod": 1440,
                 }
                 assert len(body["tag"]) <= 20
                 assert stored["status"] == "submitted"

@@ -368,3 +368,21 @@ async def test_an_uncertain_send_is_not_resent_before_the_settle_time(
     assert (await _message(runtime, message_id)).status == "submitted"
     assert len(provider.sent) == 1
     assert await _attempts(runtime, message_id) == ["transient", "lookup", "accepted"]
+
+
+async def test_a_claim_never_takes_more_than_its_limit(
+    http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
+) -> None:
+    # On PostgreSQL an inlined locking sub-select can be rescanned per row, which
+    # once let a claim of 1 take every due message (see messages.queue).
+    for index in range(6):
+        await _post(http, auth, f"evt-{index}")
+    async with runtime.sessionmaker() as session, session.begin():
+        first = await claim_due(
+            session, worker="a", now=utcnow(), lease=timedelta(seconds=30), limit=1
+        )
+        second = await claim_due(
+            session, worker="a", now=utcnow(), lease=timedelta(seconds=30), limit=3
+        )
+    assert (len(first), len(second)) == (1, 3)
+    assert not {c.id for c in first} & {c.id for c in second}

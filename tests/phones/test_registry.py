@@ -593,3 +593,23 @@ async def stored_code_fr(runtime: Runtime, message_id: str) -> str:
     match = re.search(r"\d{6}", message.text)
     assert match
     return match.group(0)
+
+
+async def test_the_code_is_not_kept_readable_once_the_sms_has_left(
+    http: httpx.AsyncClient,
+    auth: dict[str, str],
+    dispatcher: Dispatcher,
+    provider: FakeProvider,
+    runtime: Runtime,
+) -> None:
+    registered = await http.put(
+        "/v1/users/u-9/phone", json={"phone": "+33611223344", "method": "code"}, headers=auth
+    )
+    assert registered.status_code == 201, registered.text
+    await dispatcher.run_once()
+    sent_code = re.search(r"\b\d{6}\b", provider.sent[-1].text)
+    assert sent_code is not None  # the user got the code
+    async with runtime.sessionmaker() as session:
+        stored = await session.scalar(select(Message.text).where(Message.user_ref == "u-9"))
+    assert stored is not None and sent_code.group() not in stored
+    assert "******" in stored

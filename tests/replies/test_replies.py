@@ -350,3 +350,55 @@ async def test_stop_and_start_reach_clients_that_registered_the_number(
     opted_in = await _webhooks(runtime, "phone.opted_in")
     assert opted_out == [{"user_ref": "u-2", "phone": MARC, "source": "reply"}]
     assert opted_in == [{"user_ref": "u-2", "phone": MARC, "source": "reply"}]
+
+
+async def test_start_is_not_undone_by_the_providers_old_blacklist(
+    http: httpx.AsyncClient,
+    hooked: dict[str, str],
+    runtime: Runtime,
+    provider: FakeProvider,
+) -> None:
+    await _request(http, hooked, "b-1", "Kayak", "e-1")
+    provider.blacklist = {MARC}
+    poller = ReplyPoller(runtime)
+    assert await poller.sync_blacklist() == 1
+    assert await _reply(http, "START", "in-1") == "opted_in"
+    assert await poller.sync_blacklist() == 0
+    assert provider.blacklist == set()  # taken off the provider's list
+    async with runtime.sessionmaker() as session:
+        state = await session.get(NumberState, MARC)
+    assert state is not None and state.opted_out_at is None
+
+
+async def test_nothing_but_the_stop_confirmation_reaches_an_opted_out_number(
+    http: httpx.AsyncClient,
+    hooked: dict[str, str],
+    runtime: Runtime,
+    dispatcher: Dispatcher,
+    provider: FakeProvider,
+) -> None:
+    await _request(http, hooked, "b-1", "Kayak", "e-1")
+    await dispatcher.run_once()
+    assert await _reply(http, "STOP", "in-1") == "opted_out"
+    assert await _reply(http, "NON", "in-2") == "refused"  # the decision still counts
+    assert await _reply(http, "NON", "in-3") == "expired_reply"
+    await dispatcher.run_once()
+    after_stop = [job.text for job in provider.sent[1:]]
+    assert len(after_stop) == 1 and "no longer receive" in after_stop[0]
+
+
+async def test_a_push_without_id_and_its_polled_copy_are_one_sms(
+    http: httpx.AsyncClient,
+    hooked: dict[str, str],
+    runtime: Runtime,
+    provider: FakeProvider,
+) -> None:
+    await _request(http, hooked, "b-1", "Kayak", "e-1")
+    pushed = await http.get(INCOMING, params={"sender": MARC, "message": "oui"})
+    assert pushed.json()["status"] == "accepted"
+    provider.incoming = [IncomingSms(provider_id="7001", sender=MARC, text="oui")]
+    assert await ReplyPoller(runtime).poll_incoming() == 1  # stored, then seen as a copy
+    async with runtime.sessionmaker() as session:
+        outcomes = sorted((await session.scalars(select(IncomingMessage.outcome))).all())
+    assert outcomes == ["accepted", "duplicate"]
+    assert len(await _webhooks(runtime, "booking.reply")) == 1

@@ -23,7 +23,7 @@ from smsgateway.deps import RuntimeDep, SessionDep
 from smsgateway.errors import Problem
 from smsgateway.phones.numbers import InvalidNumber, normalise
 from smsgateway.providers.base import IncomingSms
-from smsgateway.replies.service import REPLY_REGION, handle_incoming, opt_out
+from smsgateway.replies.service import HASH_ID_PREFIX, REPLY_REGION, handle_incoming, opt_out
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ async def incoming(
     if not provider_id:
         # Without an id, the same push repeated must still be stored once.
         digest = hashlib.sha256(f"{sender}|{text}|{received}".encode()).hexdigest()
-        provider_id = "h:" + digest[:40]
+        provider_id = HASH_ID_PREFIX + digest[:40]
     sms = IncomingSms(
         provider_id=provider_id[:80], sender=sender[:32], text=text, received_at=received
     )

@@ -91,8 +91,9 @@ class BookingEventIn(BaseModel):
         for role in RECIPIENTS[self.type]:
             if getattr(self, role) is None:
                 raise ValueError(f"'{role}' is required for {self.type}")
-        if self.type == "booking.starting_soon" and self.booking.starts_at is None:
-            raise ValueError("booking.starts_at is required for booking.starting_soon")
+        if self.booking.starts_at is None:
+            # Every text names when the booking starts.
+            raise ValueError(f"booking.starts_at is required for {self.type}")
         if self.type == "booking.expiring_soon" and self.booking.expires_at is None:
             raise ValueError("booking.expires_at is required for booking.expiring_soon")
         return self
@@ -109,6 +110,29 @@ class EventMessage(BaseModel):
     credits: Credits
 
 
+class EventReminder(BaseModel):
+    """A reminder the gateway keeps for the booking (see the README's reminders)."""
+
+    id: str
+    type: EventType
+    role: Role
+    to: str
+    status: str
+    send_at: AwareDatetime | None = Field(description="The reminder's own time (lead before)")
+    due_at: AwareDatetime | None = Field(description="When it goes, out of quiet hours")
+    segments: int
+    credits: Credits
+    created: bool = Field(
+        description="true: scheduled by this event; false: scheduled or sent earlier, and"
+        " the reason this event sent nothing to that role"
+    )
+
+
 class BookingEventAccepted(BaseModel):
     event_id: str
     messages: list[EventMessage]
+    reminders: list[EventReminder] = Field(
+        default_factory=list,
+        description="Reminders scheduled by this event (booking.accepted, booking.requested),"
+        " or the earlier ones that stand in for this booking.*_soon event",
+    )

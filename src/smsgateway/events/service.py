@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -15,16 +14,20 @@ from smsgateway.clients.credits import reserve
 from smsgateway.clients.models import ApiClient
 from smsgateway.errors import Problem
 from smsgateway.events.models import BookingEvent
+from smsgateway.events.reminders import (
+    cancel_for,
+    describe,
+    schedule_reminders,
+    standing_reminders,
+)
 from smsgateway.events.requests import close_requests, open_request
 from smsgateway.events.schemas import BookingEventAccepted, BookingEventIn, EventMessage, Party
+from smsgateway.events.texts import booking_message, resolve_party
 from smsgateway.messages.models import Message, new_message_id
-from smsgateway.messages.service import announce_queued, build_message
+from smsgateway.messages.service import announce_queued
 from smsgateway.messages.states import Status
-from smsgateway.phones.service import resolve_recipient
 from smsgateway.runtime import Runtime
-from smsgateway.templates.defaults import RECIPIENTS, offered_placeholders
-from smsgateway.templates.render import clip, first_name, format_when, reply_words
-from smsgateway.templates.service import find_template
+from smsgateway.templates.defaults import RECIPIENTS
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +81,16 @@ async def accept_event(
 
     if event.type in _SETTLING:
         await close_requests(session, client_id, event.booking.id)
+    await cancel_for(session, client_id, event)
+    # A role whose reminder is scheduled or sent already gets nothing more.
+    standing = await standing_reminders(session, client_id, event)
     messages = [
-        await _message_for(session, runtime, client, event, role) for role in RECIPIENTS[event.type]
+        await _message_for(session, runtime, client, event, role)
+        for role in RECIPIENTS[event.type]
+        if role not in standing
     ]
     session.add_all(messages)
-    await reserve(session, client_id, messages)
+    reminders = await schedule_reminders(session, runtime, client_id, event)
     answer = BookingEventAccepted(
         event_id=event.event_id,
         messages=[
@@ -98,13 +106,26 @@ async def accept_event(
             )
             for m in messages
         ],
+        reminders=[describe(m, created=False) for m in standing.values()]
+        + [describe(m, created=created) for m, created in reminders],
     )
     record.response = answer.model_dump(mode="json")
     if any(m.status == Status.QUEUED for m in messages):
         await announce_queued(session, runtime)
+    # Everything else is written first and the reservation comes last: its UPDATE locks
+    # the client's balance row until the commit, and every event of that client waits
+    # for that lock (bench/profile.py contention). One reservation: the event is
+    # accepted with its new reminders or not at all (402, and all of it rolls back).
+    await session.flush()
+    await reserve(session, client_id, [*messages, *(m for m, created in reminders if created)])
     await session.commit()
     runtime.wakeup.set()
-    log.info("event accepted type=%s messages=%d", event.type, len(messages))
+    log.info(
+        "event accepted type=%s messages=%d reminders=%d",
+        event.type,
+        len(messages),
+        len(reminders),
+    )
     return answer, True
 
 
@@ -134,22 +155,10 @@ async def _message_for(
     party: Party | None = getattr(event, role)
     assert party is not None  # guaranteed by BookingEventIn's validator
     other: Party | None = event.offeror if role == "asker" else event.asker
-    recipient = await resolve_recipient(
-        session,
-        client_id=client.id,
-        user_ref=party.user_ref,
-        phone=party.phone,
-        require_verified=settings.require_verified_phone,
-        default_region=settings.default_region,
-    )
-    template = await find_template(
-        session, event.type, role, party.language or recipient.language, settings.default_language
-    )
-    language = template.language
-    yes, no = reply_words(language)
+    recipient = await resolve_party(session, settings, client.id, party)
     booking = event.booking
-    offered = offered_placeholders(event.type, role)
     message_id = new_message_id()
+    reply_code: str | None = None
     if event.type == "booking.requested" and role == "offeror" and recipient.refusal is None:
         request, show_code = await open_request(
             session,
@@ -161,30 +170,19 @@ async def _message_for(
             expires_at=booking.expires_at,
             message_id=message_id,
         )
-        if show_code:
-            yes, no = f"{yes} {request.code}", f"{no} {request.code}"
-    values: dict[str, Any] = {
-        # Clipped to the declared maximum, so a template's worst case holds.
-        "booking_title": clip(booking.title, offered["booking_title"]),
-        "other_name": first_name(other.name) if other else "",
-        "recipient_name": first_name(party.name),
-        "starts_at": format_when(booking.starts_at, language) if booking.starts_at else "",
-        "expires_at": format_when(booking.expires_at, language) if booking.expires_at else "",
-        "reply_yes": yes,
-        "reply_no": no,
-    }
-    return build_message(
+        reply_code = request.code if show_code else None
+    return await booking_message(
+        session,
         runtime,
         client_id=client.id,
-        recipient=recipient,
-        text=template.render(values),
-        send_at=event.send_at,
-        no_stop_clause=True,
-        message_id=message_id,
         event_id=event.event_id,
         event_type=event.type,
-        booking_id=booking.id,
         role=role,
-        user_ref=party.user_ref,
-        language=language,
+        booking=booking,
+        party=party,
+        other=other,
+        recipient=recipient,
+        send_at=event.send_at,
+        message_id=message_id,
+        reply_code=reply_code,
     )

@@ -38,6 +38,10 @@ async def post_message(
 ) -> MessageOut:
     """Queue a text to one number (now, or at ``send_at``).
 
+    Direct sends are urgent: they go at once (or at ``send_at``) whatever the
+    hour. With ``quiet_hours: true`` a text due between 22:00 and 08:00 in the
+    recipient's local time waits until 08:00 there (``due_at`` shows when).
+
     An invalid number gives a ``rejected`` message and an opted-out or
     suspended one a ``blocked`` message, stored with the reason.
     """
@@ -55,6 +59,7 @@ async def post_message(
         recipient=recipient,
         text=body.text,
         send_at=body.send_at,
+        quiet_hours=body.quiet_hours,
         tag=body.tag,
     )
     session.add(message)
@@ -78,6 +83,7 @@ async def get_messages(
     status: Annotated[Status | None, Query()] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
     booking_id: Annotated[str | None, Query(max_length=128)] = None,
+    campaign_id: Annotated[str | None, Query(max_length=36)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> MessageList:
@@ -88,6 +94,7 @@ async def get_messages(
         status=status.value if status else None,
         tag=tag,
         booking_id=booking_id,
+        campaign_id=campaign_id,
         limit=limit,
         cursor=cursor,
     )

@@ -31,6 +31,7 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_status_due_at", "status", "due_at"),
         Index("ix_messages_client_created", "client_id", "created_at"),
+        Index("uq_messages_client_reminder", "client_id", "reminder_key", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_message_id)
@@ -63,7 +64,27 @@ class Message(Base):
     last_error: Mapped[str | None] = mapped_column(String(255), nullable=True)
     provider: Mapped[str | None] = mapped_column(String(16), nullable=True)
     provider_tag: Mapped[str] = mapped_column(String(20), unique=True)
+    # The tag the SMS actually went with: its own, or its batch's when it
+    # shared one provider job with other messages of the same text.
+    job_tag: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
     provider_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # Past this moment the SMS is no longer worth sending (it ends ``expired``).
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Last time a submitted message without a final report was looked up at the provider.
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The id of the HTTP request that created it, for logs across processes.
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # transactional (booking events, direct sends, the gateway's own texts),
+    # reminder (scheduled by the gateway from a booking event) or campaign.
+    kind: Mapped[str] = mapped_column(String(16), default="transactional")
+    # Whether the due time was held out of the recipient's quiet hours.
+    quiet_hours: Mapped[bool] = mapped_column(Boolean, default=False)
+    campaign_id: Mapped[str | None] = mapped_column(
+        ForeignKey("campaigns.id"), nullable=True, index=True
+    )
+    # A reminder's identity (type, role, booking, time): unique per client, so the
+    # same reminder is never scheduled twice; cleared when the gateway cancels it.
+    reminder_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     dlr_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     ptt_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -35,6 +35,10 @@ class Claimed:
     attempts: int
     uncertain: bool
     uncertain_since: datetime | None
+    request_id: str | None
+    job_tag: str | None
+    valid_until: datetime | None
+    event_type: str | None
 
 
 async def claim_due(
@@ -45,17 +49,21 @@ async def claim_due(
         and_(Message.status == Status.QUEUED.value, Message.due_at <= now),
         and_(Message.status == Status.SENDING.value, Message.lease_until < now),
     )
+    # Materialised so PostgreSQL runs the locking sub-select once: inlined into
+    # a semi-join it can be rescanned per row, and LIMIT would then not bound the claim.
     candidates = (
         select(Message.id)
         .where(due)
         .order_by(Message.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
+        .cte("due_messages")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     taken_over = Message.status == Status.SENDING.value
     statement = (
         update(Message)
-        .where(Message.id.in_(candidates.scalar_subquery()))
+        .where(Message.id.in_(select(candidates.c.id)))
         .where(due)  # re-checked on the locked row
         .values(
             status=Status.SENDING.value,
@@ -81,6 +89,10 @@ async def claim_due(
             Message.attempts,
             Message.uncertain,
             Message.uncertain_since,
+            Message.request_id,
+            Message.job_tag,
+            Message.valid_until,
+            Message.event_type,
         )
         .execution_options(synchronize_session=False)
     )
@@ -95,6 +107,10 @@ async def claim_due(
             attempts=row[5],
             uncertain=row[6],
             uncertain_since=row[7],
+            request_id=row[8],
+            job_tag=row[9],
+            valid_until=row[10],
+            event_type=row[11],
         )
         for row in rows
     ]

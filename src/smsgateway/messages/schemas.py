@@ -31,6 +31,12 @@ class MessageOut(BaseModel):
     credits: Credits
     cost: Credits
     send_at: datetime | None
+    due_at: datetime | None = Field(
+        description="When it may go: send_at, or later when held by quiet hours, marketing"
+        " hours or a campaign's pace (then the next retry while it is being sent)"
+    )
+    kind: str = Field(description="transactional, reminder or campaign")
+    campaign_id: str | None
     provider_id: str | None
     created_at: datetime
     submitted_at: datetime | None
@@ -53,3 +59,8 @@ class DirectMessageIn(BaseModel):
     text: str = Field(min_length=1, max_length=1600)
     send_at: AwareDatetime | None = None
     tag: str | None = Field(default=None, max_length=64)
+    quiet_hours: bool = Field(
+        default=False,
+        description="true holds the text out of the recipient's quiet hours (22:00-08:00"
+        " local by default); direct sends are urgent unless they ask for this",
+    )

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.clients.credits import refund
+from smsgateway.context import current_request_id
 from smsgateway.db import utcnow
 from smsgateway.encoding import analyse
 from smsgateway.errors import Problem
 from smsgateway.messages.models import Message, new_message_id, provider_tag_for
+from smsgateway.messages.notify import status_changed
+from smsgateway.messages.schedule import after_quiet_hours
 from smsgateway.messages.states import Status
 from smsgateway.phones.service import Recipient
 from smsgateway.runtime import Runtime
@@ -30,15 +34,23 @@ def build_message(
     send_at: datetime | None = None,
     no_stop_clause: bool = True,
     message_id: str | None = None,
+    kind: str = "transactional",
+    due_at: datetime | None = None,
+    quiet_hours: bool = False,
     **fields: str | None,
 ) -> Message:
     """A new message row with its encoding, parts and price worked out.
 
     A refused recipient gives a final ``blocked`` or ``rejected`` row that costs
-    nothing; anything else is ``queued`` and due at ``send_at`` (or now).
+    nothing; anything else is ``queued`` and due at ``due_at`` (a time the
+    caller worked out: pacing, marketing hours), else ``send_at``, else now;
+    with ``quiet_hours`` that moment is moved out of the recipient's quiet hours.
     """
     parts = analyse(text, stop_clause=not no_stop_clause, smart=runtime.settings.smart_encoding)
     now = utcnow()
+    due = due_at or send_at or now
+    if quiet_hours:
+        due = after_quiet_hours(due, recipient.to, runtime.settings)
     if recipient.refusal is None:
         status, reason = Status.QUEUED.value, None
         price = runtime.pricing.price(recipient.country, parts.segments)
@@ -61,13 +73,22 @@ def build_message(
         cost=cost,
         no_stop_clause=no_stop_clause,
         send_at=send_at,
-        due_at=(send_at or now) if status == Status.QUEUED else None,
+        due_at=due if status == Status.QUEUED else None,
         attempts=0,
         uncertain=False,
         provider_tag=provider_tag_for(message_id),
         created_at=now,
         updated_at=now,
         final_at=None if status == Status.QUEUED else now,
+        request_id=current_request_id(),
+        kind=kind,
+        quiet_hours=quiet_hours,
+        valid_until=(
+            # From when it may go: a message held by quiet hours is not stale at 8:00.
+            due + timedelta(hours=runtime.settings.message_validity_hours)
+            if status == Status.QUEUED
+            else None
+        ),
         **fields,
     )
 
@@ -118,9 +139,12 @@ async def list_messages(
     booking_id: str | None,
     limit: int,
     cursor: str | None,
+    campaign_id: str | None = None,
 ) -> tuple[list[Message], str | None]:
     """Newest first, ``limit`` at a time, continuing after ``cursor``."""
     query = select(Message).where(Message.client_id == client_id)
+    if campaign_id:
+        query = query.where(Message.campaign_id == campaign_id)
     if status:
         query = query.where(Message.status == status)
     if tag:
@@ -145,20 +169,15 @@ async def list_messages(
 async def cancel_message(session: AsyncSession, client_id: str, message_id: str) -> Message:
     """Cancel a message no worker has taken yet; anything further along is a 409."""
     message = await get_message(session, client_id, message_id)
-    now = utcnow()
-    result = await session.execute(
-        update(Message)
-        .where(Message.id == message_id, Message.status == Status.QUEUED.value)
-        .values(
-            status=Status.CANCELLED.value,
-            reason="cancelled",
-            due_at=None,
-            updated_at=now,
-            final_at=now,
+    if message.uncertain:
+        raise Problem(
+            409,
+            "not-cancellable",
+            "Message can no longer be cancelled",
+            "The provider may already have it: it is being looked up.",
+            status_value=message.status,
         )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    if not await cancel_queued(session, message_id, reason="cancelled"):
         await session.refresh(message)
         raise Problem(
             409,
@@ -167,9 +186,26 @@ async def cancel_message(session: AsyncSession, client_id: str, message_id: str)
             f"The message is {message.status}.",
             status_value=message.status,
         )
-    await refund(session, message_id, "cancelled")
     await session.refresh(message)
     return message
+
+
+async def cancel_queued(
+    session: AsyncSession, message_id: str, *, reason: str, **values: object
+) -> bool:
+    """Cancel the message if it is still ``queued`` (see ``settle_queued``); False if not.
+
+    ``values`` are further columns to set.
+    """
+    settled = await settle_queued(
+        session,
+        Message.id == message_id,
+        status=Status.CANCELLED,
+        reason=reason,
+        refund_reason=reason,
+        values=values,
+    )
+    return bool(settled)
 
 
 def system_message(
@@ -189,7 +225,7 @@ def system_message(
     the client's quota: the user asked for it, the client did not.
     """
     recipient = Recipient(to=to, country=country, language=language, refusal=None)
-    return build_message(
+    message = build_message(
         runtime,
         client_id=client_id,
         recipient=recipient,
@@ -198,3 +234,46 @@ def system_message(
         language=language,
         booking_id=booking_id,
     )
+    # Not charged to the client's quota (nothing was reserved): it counts for nothing there.
+    message.credits, message.cost = Decimal(0), Decimal(0)
+    return message
+
+
+async def settle_queued(
+    session: AsyncSession,
+    *where: ColumnElement[bool],
+    status: Status,
+    reason: str,
+    refund_reason: str,
+    notify: bool = True,
+    values: Mapping[str, object] | None = None,
+) -> list[str]:
+    """End the ``queued`` messages matching ``where`` as ``status`` (cancelled, blocked).
+
+    Only rows still queued at the update are touched (a worker may have taken
+    some since). Their credits come back, except for an *uncertain* message:
+    its SMS may already have gone, and been billed. Returns the ids settled.
+    """
+    now = utcnow()
+    rows = (
+        await session.execute(
+            update(Message)
+            .where(Message.status == Status.QUEUED.value, *where)
+            .values(
+                status=status.value,
+                reason=reason,
+                due_at=None,
+                updated_at=now,
+                final_at=now,
+                **(values or {}),
+            )
+            .returning(Message.id, Message.uncertain)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    for message_id, uncertain in rows:
+        if not uncertain:
+            await refund(session, message_id, refund_reason)
+        if notify:
+            await status_changed(session, message_id)
+    return [message_id for message_id, _ in rows]

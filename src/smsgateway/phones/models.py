@@ -50,5 +50,8 @@ class NumberState(Base):
 
     number: Mapped[str] = mapped_column(String(20), primary_key=True)
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Set by START: the provider's own blacklist may still list the number,
+    # and must be cleared rather than believed (see replies.poller).
+    opted_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

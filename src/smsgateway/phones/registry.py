@@ -33,12 +33,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from smsgateway.clients.credits import refund, reserve
+from smsgateway.clients.credits import reserve
 from smsgateway.clients.models import ApiClient
 from smsgateway.db import utcnow
 from smsgateway.errors import Problem
 from smsgateway.messages.models import Message
-from smsgateway.messages.service import announce_queued, build_message
+from smsgateway.messages.service import announce_queued, build_message, settle_queued
 from smsgateway.messages.states import Status
 from smsgateway.phones.models import NumberState, UserPhone
 from smsgateway.phones.numbers import InvalidNumber, PhoneNumber, country_of, mask, normalise
@@ -197,24 +197,13 @@ async def unregister(session: AsyncSession, client_id: str, user_ref: str) -> No
     """Forget the user's number; a verification SMS not yet sent is cancelled and refunded."""
     phone = await find_registration(session, client_id, user_ref)
     if phone.verification_message_id is not None:
-        now = utcnow()
-        cancelled = await session.execute(
-            update(Message)
-            .where(
-                Message.id == phone.verification_message_id,
-                Message.status == Status.QUEUED.value,
-            )
-            .values(
-                status=Status.CANCELLED.value,
-                reason="cancelled",
-                due_at=None,
-                updated_at=now,
-                final_at=now,
-            )
-            .execution_options(synchronize_session=False)
+        await settle_queued(
+            session,
+            Message.id == phone.verification_message_id,
+            status=Status.CANCELLED,
+            reason="cancelled",
+            refund_reason="phone number deleted",
         )
-        if cancelled.rowcount:  # type: ignore[attr-defined]
-            await refund(session, phone.verification_message_id, "phone number deleted")
     await session.execute(delete(UserPhone).where(UserPhone.id == phone.id))
 
 

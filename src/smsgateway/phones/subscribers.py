@@ -18,11 +18,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.clients.credits import refund
 from smsgateway.db import utcnow
 from smsgateway.errors import Problem
 from smsgateway.messages.models import Message
-from smsgateway.messages.notify import status_changed
+from smsgateway.messages.service import settle_queued
 from smsgateway.messages.states import Status
 from smsgateway.phones.models import NumberState, UserPhone
 from smsgateway.phones.numbers import InvalidNumber, mask, normalise
@@ -149,24 +148,10 @@ async def set_suspended(
 
 
 async def _block_queued(session: AsyncSession, number: str, now: datetime) -> None:
-    waiting = (
-        await session.scalars(
-            select(Message.id).where(Message.to == number, Message.status == Status.QUEUED.value)
-        )
-    ).all()
-    for message_id in waiting:
-        blocked = await session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status == Status.QUEUED.value)
-            .values(
-                status=Status.BLOCKED.value,
-                reason="suspended",
-                due_at=None,
-                updated_at=now,
-                final_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if blocked.rowcount:  # type: ignore[attr-defined]
-            await refund(session, message_id, "number suspended before sending")
-            await status_changed(session, message_id)
+    await settle_queued(
+        session,
+        Message.to == number,
+        status=Status.BLOCKED,
+        reason="suspended",
+        refund_reason="number suspended before sending",
+    )

@@ -77,6 +77,17 @@ class IncomingSms:
     received_at: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class OutgoingStatus:
+    """What the provider knows of one SMS it sent: its receiver and delivery state."""
+
+    provider_id: str
+    receiver: str
+    dlr: int | None
+    ptt: int | None
+    tag: str | None = None
+
+
 class SmsProvider(Protocol):
     """An SMS provider as the dispatcher sees it."""
 
@@ -90,6 +101,10 @@ class SmsProvider(Protocol):
         """Provider SMS ids already sent with ``tag`` (to settle an uncertain send)."""
         ...
 
+    async def outgoing(self, provider_id: str) -> OutgoingStatus | None:
+        """One sent SMS, or None if the provider does not know it."""
+        ...
+
     async def fetch_incoming(self) -> list[IncomingSms]:
         """SMS received and not yet deleted at the provider (oldest first)."""
         ...
@@ -100,6 +115,10 @@ class SmsProvider(Protocol):
 
     async def fetch_blacklist(self) -> list[str]:
         """Numbers the provider itself has opted out (STOP to its own number)."""
+        ...
+
+    async def remove_from_blacklist(self, number: str) -> None:
+        """Take a number off the provider's blacklist (it sent START)."""
         ...
 
     async def aclose(self) -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from smsgateway.providers.base import IncomingSms, JobResult, OutgoingJob, ProviderError
+from smsgateway.providers.base import (
+    IncomingSms,
+    JobResult,
+    OutgoingJob,
+    OutgoingStatus,
+    ProviderError,
+)
 
 MAX_TAG_LENGTH = 20
 
@@ -35,6 +41,8 @@ class FakeProvider:
         self.ids_by_tag: dict[str, list[str]] = {}
         self.closed = False
         self.incoming: list[IncomingSms] = []
+        self.receivers: dict[str, str] = {}  # provider id -> receiver
+        self.reports: dict[str, tuple[int | None, int | None]] = {}  # id -> (dlr, ptt)
         self.blacklist: set[str] = set()
         self.latency_seconds = 0.0  # simulated network time, spent before any state changes
         self._counter = 0
@@ -59,6 +67,7 @@ class FakeProvider:
                 continue
             self._counter += 1
             ids[receiver] = f"fake-{self._counter}"
+            self.receivers[ids[receiver]] = receiver
         self.ids_by_tag.setdefault(job.tag, []).extend(ids.values())
         if self.fail_after_accept_next:
             raise self.fail_after_accept_next.pop(0)
@@ -67,6 +76,15 @@ class FakeProvider:
     async def find_by_tag(self, tag: str) -> list[str]:
         """Ids handed out for jobs sent with ``tag``, oldest first."""
         return list(self.ids_by_tag.get(tag, []))
+
+    async def outgoing(self, provider_id: str) -> OutgoingStatus | None:
+        """The receiver of a sent id, and the report set in ``reports`` (else pending)."""
+        receiver = self.receivers.get(provider_id)
+        if receiver is None:
+            return None
+        dlr, ptt = self.reports.get(provider_id, (None, None))
+        tag = next((t for t, ids in self.ids_by_tag.items() if provider_id in ids), None)
+        return OutgoingStatus(provider_id, receiver, dlr, ptt, tag)
 
     async def fetch_incoming(self) -> list[IncomingSms]:
         """What tests put in ``incoming``, as the provider would list it."""
@@ -77,6 +95,9 @@ class FakeProvider:
 
     async def fetch_blacklist(self) -> list[str]:
         return sorted(self.blacklist)
+
+    async def remove_from_blacklist(self, number: str) -> None:
+        self.blacklist.discard(number)
 
     async def aclose(self) -> None:
         """Mark the provider closed (nothing to release)."""

@@ -17,6 +17,7 @@ import time
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from smsgateway.phones.models import NumberState
 from smsgateway.phones.numbers import InvalidNumber, normalise
 from smsgateway.providers.base import ProviderError
 from smsgateway.replies.service import REPLY_REGION, handle_incoming, opt_out
@@ -63,15 +64,24 @@ class ReplyPoller:
         return new
 
     async def sync_blacklist(self) -> int:
-        """Opt out the numbers the provider lists as STOPped. Returns how many changed."""
+        """Opt out the numbers the provider lists as STOPped. Returns how many changed.
+
+        A number that sent START since is taken off the provider's list
+        instead: the list is older than the user's last word.
+        """
         changed = 0
         region = self.runtime.settings.default_region or REPLY_REGION
-        for raw in await self.runtime.provider.fetch_blacklist():
+        provider = self.runtime.provider
+        for raw in await provider.fetch_blacklist():
             try:
                 number = normalise(raw, region).e164
             except InvalidNumber:
                 continue
             async with self.runtime.sessionmaker() as session, session.begin():
+                state = await session.get(NumberState, number)
+                if state is not None and state.opted_in_at is not None:
+                    await provider.remove_from_blacklist(raw)
+                    continue
                 changed += await opt_out(
                     session, self.runtime, number, source="provider_blacklist", confirm=False
                 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -16,12 +17,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.callbacks.models import IncomingMessage
-from smsgateway.clients.credits import refund
 from smsgateway.clients.models import ApiClient
 from smsgateway.db import utcnow
 from smsgateway.events.models import BookingRequest
 from smsgateway.messages.models import Message
-from smsgateway.messages.service import announce_queued, system_message
+from smsgateway.messages.service import announce_queued, settle_queued, system_message
 from smsgateway.messages.states import Status
 from smsgateway.phones.models import NumberState
 from smsgateway.phones.numbers import InvalidNumber, mask, normalise
@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 # Replies reach OVHcloud's short numbers from French mobiles: read national
 # numbers as French when no default region is configured.
 REPLY_REGION = "FR"
+
+# Ids given to pushed SMS that came without one (a hash of their content).
+HASH_ID_PREFIX = "h:"
+_SAME_SMS_WINDOW = timedelta(minutes=10)
 
 
 @dataclass
@@ -66,6 +70,12 @@ async def handle_incoming(
     )
     if stored_id is None:
         return None
+    if await _seen_without_id(session, stored_id, sms):
+        outcome = "duplicate"
+        await session.execute(
+            update(IncomingMessage).where(IncomingMessage.id == stored_id).values(outcome=outcome)
+        )
+        return outcome
     reading = read(sms.text)
     request_id: int | None = None
     try:
@@ -86,6 +96,26 @@ async def handle_incoming(
     )
     log.info("incoming SMS from %s: %s -> %s", mask(sms.sender), reading.keyword, outcome)
     return outcome
+
+
+async def _seen_without_id(session: AsyncSession, stored_id: int, sms: IncomingSms) -> bool:
+    """Whether this SMS was already handled under another id.
+
+    A push without an id is stored under a hash of its content, so the same
+    SMS read again by polling (with OVHcloud's id) would not collide with it:
+    the same sender and text within a few minutes, one of them without an
+    id, is taken as one SMS.
+    """
+    since = utcnow() - _SAME_SMS_WINDOW
+    query = select(IncomingMessage.provider_id).where(
+        IncomingMessage.id != stored_id,
+        IncomingMessage.sender == sms.sender[:32],
+        IncomingMessage.text == sms.text[:1600],
+        IncomingMessage.created_at >= since,
+    )
+    if not sms.provider_id.startswith(HASH_ID_PREFIX):
+        query = query.where(IncomingMessage.provider_id.startswith(HASH_ID_PREFIX))
+    return (await session.scalar(query.limit(1))) is not None
 
 
 async def _act(
@@ -123,29 +153,17 @@ async def opt_out(
     flipped = await session.execute(
         update(NumberState)
         .where(NumberState.number == number, NumberState.opted_out_at.is_(None))
-        .values(opted_out_at=now, updated_at=now)
+        .values(opted_out_at=now, opted_in_at=None, updated_at=now)
     )
     if not flipped.rowcount:  # type: ignore[attr-defined]
         return False
-    waiting = (
-        await session.scalars(
-            select(Message.id).where(Message.to == number, Message.status == Status.QUEUED.value)
-        )
-    ).all()
-    if waiting:
-        await session.execute(
-            update(Message)
-            .where(Message.id.in_(waiting), Message.status == Status.QUEUED.value)
-            .values(
-                status=Status.BLOCKED.value,
-                reason="opted_out",
-                due_at=None,
-                updated_at=now,
-                final_at=now,
-            )
-        )
-        for message_id in waiting:
-            await refund(session, message_id, "opted out before sending")
+    await settle_queued(
+        session,
+        Message.to == number,
+        status=Status.BLOCKED,
+        reason="opted_out",
+        refund_reason="opted out before sending",
+    )
     await _notify_clients(session, number, "phone.opted_out", source)
     if confirm:
         await _send_system(
@@ -161,7 +179,7 @@ async def opt_in(session: AsyncSession, runtime: Runtime, number: str, *, source
     flipped = await session.execute(
         update(NumberState)
         .where(NumberState.number == number, NumberState.opted_out_at.is_not(None))
-        .values(opted_out_at=None, updated_at=now)
+        .values(opted_out_at=None, opted_in_at=now, updated_at=now)
     )
     if not flipped.rowcount:  # type: ignore[attr-defined]
         return False
@@ -271,7 +289,15 @@ async def _send_system(
     event_type: str,
     **values: str,
 ) -> None:
-    """Queue a system text to ``number``, paid by the client that last texted it."""
+    """Queue a system text to ``number``, paid by the client that last texted it.
+
+    Nothing goes to an opted-out or suspended number, except the STOP
+    confirmation itself.
+    """
+    if name != "stop_confirmation":
+        state = await session.get(NumberState, number)
+        if state is not None and (state.opted_out_at or state.suspended_at):
+            return
     last = (
         await session.execute(
             select(Message.client_id, Message.language, Message.country)

@@ -13,6 +13,8 @@ API under ``/_control`` (faults, records, stats) is described in ``fake_ovh_faul
 Each accepted SMS gets a delivery report ``dlr_delay`` seconds later: its outgoing record
 changes and, with a ``callback_url``, the report is pushed there as
 ``GET ?id=&dlr=&ptt=&date=&description=&descriptionDlr=&receiver=&sender=&tag=``.
+``callback_url`` may list several URLs separated by commas (several gateway processes):
+the pushes go to each in turn.
 """
 
 from __future__ import annotations
@@ -176,6 +178,8 @@ class FakeOvhState:
         self._dlr_http = dlr_http
         self._owns_http = dlr_http is None
         first_id = config.first_id or int(time.time() * 1000)
+        urls = [url.strip() for url in (config.callback_url or "").split(",") if url.strip()]
+        self._callback_urls = itertools.cycle(urls) if urls else None
         self._ids = itertools.count(first_id)
         self._incoming_ids = itertools.count(first_id)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -269,8 +273,9 @@ class FakeOvhState:
     # -- delivery reports ---------------------------------------------------------
 
     def schedule_reports(self, batch: Iterable[SentSms]) -> None:
-        delay = self.config.dlr_delay + self.faults.settings.dlr.late_s
+        late_s = self.faults.settings.dlr.late_s
         for sms in batch:
+            delay = self.config.dlr_delay + (late_s if self.faults.dlr_fault(late_s) else 0.0)
             task = asyncio.create_task(self._report_later(sms, delay))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -287,16 +292,17 @@ class FakeOvhState:
             sms.delivered_at = now
         faults = self.faults.settings.dlr
         pushes = [(dlr, ptt, now)]
-        if faults.out_of_order:
+        if self.faults.dlr_fault(faults.out_of_order):
             pushes.append((*STALE_REPORT, now - timedelta(seconds=1)))
+        copies = 2 if self.faults.dlr_fault(faults.duplicate) else 1
         for code, ptt_code, when in pushes:
-            for _ in range(2 if faults.duplicate else 1):
+            for _ in range(copies):
                 await self._push(sms, code, ptt_code, when)
 
     async def _push(self, sms: SentSms, dlr: int, ptt: int, when: datetime) -> None:
-        url = self.config.callback_url
-        if not url:
+        if self._callback_urls is None:
             return
+        url = next(self._callback_urls)
         params = {
             "id": str(sms.id),
             "dlr": str(dlr),
@@ -420,7 +426,7 @@ async def auth_time(state: StateDep) -> Response:
 @sms_api.post("/jobs")
 async def create_job(request: Request, state: StateDep) -> dict[str, Any]:
     report, batch = state.accept_job(await request.body())
-    if state.faults.settings.dlr.before_answer:
+    if state.faults.dlr_fault(state.faults.settings.dlr.before_answer):
         await asyncio.gather(*(state.report(s, state.config.dlr, state.config.ptt) for s in batch))
     else:
         state.schedule_reports(batch)

@@ -79,6 +79,12 @@ class DlrFaults(BaseModel):
         default=False, description="push the reports before answering the jobs call"
     )
     late_s: float = Field(default=0.0, ge=0, description="extra delay before the reports")
+    rate: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="chance that each fault above hits a given SMS's reports (drawn per SMS)",
+    )
 
 
 class FaultSettings(BaseModel):
@@ -127,6 +133,13 @@ class FaultPlan:
         if self.settings.kinds and self._random.random() < self.settings.rate:
             return self._random.choice(self.settings.kinds)
         return None
+
+    def dlr_fault(self, enabled: bool | float) -> bool:
+        """Whether a delivery-report fault that is ``enabled`` hits this SMS."""
+        if not enabled:
+            return False
+        rate = self.settings.dlr.rate
+        return rate >= 1 or self._random.random() < rate
 
     def describe(self) -> dict[str, object]:
         """Settings as given, with ``next`` showing what is still queued."""

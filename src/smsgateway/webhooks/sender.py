@@ -83,12 +83,14 @@ class WebhookSender:
             .order_by(WebhookDelivery.next_attempt_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            .cte("due_webhooks")
+            .prefix_with("MATERIALIZED", dialect="postgresql")  # see messages.queue
         )
         async with self.runtime.sessionmaker() as session, session.begin():
             rows = (
                 await session.execute(
                     update(WebhookDelivery)
-                    .where(WebhookDelivery.id.in_(candidates.scalar_subquery()), ready)
+                    .where(WebhookDelivery.id.in_(select(candidates.c.id)), ready)
                     .values(
                         status="sending",
                         lease_owner=self.worker_id,

@@ -7,7 +7,14 @@ from urllib.parse import quote
 
 import httpx
 
-from smsgateway.providers.base import IncomingSms, JobResult, OutgoingJob, TransientProviderError
+from smsgateway.providers.base import (
+    IncomingSms,
+    JobResult,
+    OutgoingJob,
+    OutgoingStatus,
+    PermanentProviderError,
+    TransientProviderError,
+)
 from smsgateway.providers.ovh.client import OvhClient
 
 MAX_TAG_LENGTH: Final = 20
@@ -93,6 +100,23 @@ class OvhProvider:
             raise TransientProviderError("OVH outgoing SMS has an unexpected shape")
         return answer
 
+    async def outgoing(self, provider_id: str) -> OutgoingStatus | None:
+        """``GET /sms/{sn}/outgoing/{id}``: receiver, ``deliveryReceipt`` and ``ptt``."""
+        try:
+            item = await self.get_outgoing(provider_id)
+        except PermanentProviderError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        dlr, ptt = item.get("deliveryReceipt"), item.get("ptt")
+        return OutgoingStatus(
+            provider_id=str(item.get("id", provider_id)),
+            receiver=str(item.get("receiver") or ""),
+            dlr=dlr if isinstance(dlr, int) else None,
+            ptt=ptt if isinstance(ptt, int) else None,
+            tag=str(item["tag"]) if item.get("tag") else None,
+        )
+
     async def fetch_incoming(self) -> list[IncomingSms]:
         """Incoming SMS (``GET /sms/{sn}/incoming``, then each by id), oldest first."""
         ids = await self.client.call("GET", f"{self._base_path}/incoming")
@@ -126,6 +150,16 @@ class OvhProvider:
         if not isinstance(numbers, list):
             raise TransientProviderError("OVH blacklist has an unexpected shape")
         return [str(n) for n in numbers]
+
+    async def remove_from_blacklist(self, number: str) -> None:
+        """``DELETE /sms/{sn}/blacklists/{number}`` (a 404 means it is not listed)."""
+        try:
+            await self.client.call(
+                "DELETE", f"{self._base_path}/blacklists/{quote(number, safe='')}"
+            )
+        except PermanentProviderError as exc:
+            if exc.status_code != 404:
+                raise
 
     async def aclose(self) -> None:
         """Close the HTTP client if the ``OvhClient`` owns it."""

@@ -1,0 +1,1 @@
+"""Campaigns: a text with ``#COLUMN#`` placeholders sent to the rows of a CSV."""

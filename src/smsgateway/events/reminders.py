@@ -1,0 +1,277 @@
+"""Reminders the gateway schedules from booking events, and cancels when they stop making sense.
+
+* ``booking.accepted`` with ``starts_at`` schedules ``booking.starting_soon`` for
+  each party the event names, ``reminder_lead_hours`` before the start.
+* ``booking.requested`` with ``expires_at`` schedules ``booking.expiring_soon``
+  for the offeror, ``expiry_reminder_lead_hours`` before the expiry.
+* ``booking.cancelled``, ``booking.refused`` and ``booking.expired`` cancel the
+  booking's reminders still queued (their credits come back);
+  ``booking.accepted`` cancels its ``booking.expiring_soon`` one (the request is
+  answered).
+* A ``booking.starting_soon`` or ``booking.expiring_soon`` event posted by the
+  marketplace sends nothing to a role whose reminder is queued or sent already.
+
+Reminders are written in the event's transaction, so they are exactly as
+durable as the event. Each carries a ``reminder_key`` (type, role, time,
+booking), unique per client: a replayed or repeated event, even one posted
+twice at the same moment, schedules it once. A new ``starts_at`` is a new key:
+the queued reminder for the old time is cancelled and one for the new time
+scheduled.
+
+Reminders are not urgent: they keep out of the recipient's quiet hours. One
+that would then go after the moment it reminds of goes the minute before quiet
+hours began instead, and is not scheduled at all when that has passed too (or
+when its own time has).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgateway.config import Settings
+from smsgateway.db import utcnow
+from smsgateway.events.schemas import BookingEventIn, EventReminder, Party
+from smsgateway.events.texts import booking_message, resolve_party
+from smsgateway.messages.models import Message
+from smsgateway.messages.notify import status_changed
+from smsgateway.messages.schedule import after_quiet_hours, before_quiet_hours
+from smsgateway.messages.service import cancel_queued
+from smsgateway.messages.states import Status
+from smsgateway.runtime import Runtime
+from smsgateway.templates.defaults import RECIPIENTS
+
+REMINDER = "reminder"
+STARTING_SOON = "booking.starting_soon"
+EXPIRING_SOON = "booking.expiring_soon"
+REMINDER_TYPES = frozenset({STARTING_SOON, EXPIRING_SOON})
+
+# What each event cancels among the booking's queued reminders.
+_CANCELS: dict[str, frozenset[str]] = {
+    "booking.cancelled": REMINDER_TYPES,
+    "booking.refused": REMINDER_TYPES,
+    "booking.expired": REMINDER_TYPES,
+    "booking.accepted": frozenset({EXPIRING_SOON}),
+}
+# A reminder in one of these is "scheduled or sent": it stands in for a *_soon event.
+_LIVE = (Status.QUEUED, Status.SENDING, Status.SUBMITTED, Status.DELIVERED)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    event_type: str
+    at: datetime  # the reminder's own time
+    deadline: datetime  # the moment it reminds of
+
+
+def reminder_due(
+    at: datetime, deadline: datetime, number: str, settings: Settings, now: datetime
+) -> datetime | None:
+    """When a reminder meant for ``at`` goes, or None when it should not be scheduled.
+
+    Out of the recipient's quiet hours and before ``deadline``: the end of quiet
+    hours if that is still before it, else the minute before they began;
+    None once the chosen moment has passed.
+    """
+    if at <= now:
+        return None
+    later = after_quiet_hours(at, number, settings)
+    if later == at or later < deadline:
+        return later
+    earlier = before_quiet_hours(at, number, settings)
+    return earlier if earlier > now else None
+
+
+def _plan(event: BookingEventIn, settings: Settings) -> _Plan | None:
+    booking = event.booking
+    if event.type == "booking.accepted" and booking.starts_at is not None:
+        lead = timedelta(hours=settings.reminder_lead_hours)
+        return _Plan(STARTING_SOON, booking.starts_at - lead, booking.starts_at)
+    if event.type == "booking.requested" and booking.expires_at is not None:
+        lead = timedelta(hours=settings.expiry_reminder_lead_hours)
+        return _Plan(EXPIRING_SOON, booking.expires_at - lead, booking.expires_at)
+    return None
+
+
+def reminder_key(event_type: str, role: str, at: datetime, booking_id: str) -> str:
+    return f"{event_type}|{role}|{at.astimezone(UTC).isoformat()}|{booking_id}"
+
+
+async def schedule_reminders(
+    session: AsyncSession, runtime: Runtime, client_id: str, event: BookingEventIn
+) -> list[tuple[Message, bool]]:
+    """Insert the reminders ``event`` calls for; each with whether it was created now.
+
+    A reminder that exists already (a repeated event) comes back with False.
+    The caller reserves the new ones' credits with the event's own messages.
+    """
+    settings = runtime.settings
+    plan = _plan(event, settings) if settings.reminders_enabled else None
+    if plan is None:
+        return []
+    now = utcnow()
+    booking = event.booking
+    scheduled: list[tuple[Message, bool]] = []
+    for role in RECIPIENTS[plan.event_type]:
+        party: Party | None = getattr(event, role)
+        if party is None:
+            continue  # booking.accepted need not name the offeror
+        key = reminder_key(plan.event_type, role, plan.at, booking.id)
+        # The booking moved: the reminder for its old time goes, whatever comes next.
+        await cancel_reminders(
+            session, client_id, booking.id, [plan.event_type], role=role, keep=key
+        )
+        recipient = await resolve_party(session, settings, client_id, party)
+        if recipient.refusal is not None:
+            continue  # the event's own message already says why this number gets nothing
+        due = reminder_due(plan.at, plan.deadline, recipient.to, settings, now)
+        if due is None:
+            continue
+        if await _sent_by_marketplace(session, client_id, booking.id, plan.event_type, role):
+            continue
+        message = await booking_message(
+            session,
+            runtime,
+            client_id=client_id,
+            event_id=event.event_id,
+            event_type=plan.event_type,
+            role=role,
+            booking=booking,
+            party=party,
+            other=event.offeror if role == "asker" else event.asker,
+            recipient=recipient,
+            send_at=plan.at,
+            kind=REMINDER,
+            due_at=due,
+            quiet_hours=True,
+            reminder_key=key,
+        )
+        if await _insert_once(session, message):
+            scheduled.append((message, True))
+            continue
+        existing = await session.scalar(
+            select(Message).where(Message.client_id == client_id, Message.reminder_key == key)
+        )
+        if existing is not None:
+            scheduled.append((existing, False))
+    return scheduled
+
+
+async def cancel_for(session: AsyncSession, client_id: str, event: BookingEventIn) -> None:
+    """Cancel the booking's queued reminders that ``event`` makes pointless."""
+    types = _CANCELS.get(event.type)
+    if types:
+        await cancel_reminders(session, client_id, event.booking.id, types)
+
+
+async def cancel_reminders(
+    session: AsyncSession,
+    client_id: str,
+    booking_id: str,
+    event_types: Iterable[str],
+    *,
+    role: str | None = None,
+    keep: str | None = None,
+) -> None:
+    """Cancel queued reminders of the booking (one role's, all but ``keep``) and refund them.
+
+    Their key is cleared, so the same reminder can be scheduled again if the
+    booking comes back; a reminder the client cancelled itself keeps its key
+    and is not revived by a repeated event.
+    """
+    query = select(Message.id).where(
+        Message.client_id == client_id,
+        Message.booking_id == booking_id,
+        Message.kind == REMINDER,
+        Message.event_type.in_(list(event_types)),
+        Message.status == Status.QUEUED.value,
+    )
+    if role is not None:
+        query = query.where(Message.role == role)
+    if keep is not None:
+        query = query.where(Message.reminder_key != keep)
+    for message_id in (await session.scalars(query)).all():
+        if await cancel_queued(session, message_id, reason="booking_changed", reminder_key=None):
+            await status_changed(session, message_id)
+
+
+async def standing_reminders(
+    session: AsyncSession, client_id: str, event: BookingEventIn
+) -> dict[str, Message]:
+    """For a ``*_soon`` event: by role, the reminder already scheduled or sent for it."""
+    if event.type not in REMINDER_TYPES:
+        return {}
+    rows = await session.scalars(
+        select(Message)
+        .where(
+            Message.client_id == client_id,
+            Message.booking_id == event.booking.id,
+            Message.kind == REMINDER,
+            Message.event_type == event.type,
+            Message.status.in_([s.value for s in _LIVE]),
+        )
+        .order_by(Message.created_at)
+    )
+    return {m.role: m for m in rows if m.role is not None}
+
+
+def describe(message: Message, *, created: bool) -> EventReminder:
+    return EventReminder.model_validate(
+        {
+            "id": message.id,
+            "type": message.event_type,
+            "role": message.role,
+            "to": message.to,
+            "status": message.status,
+            "send_at": message.send_at,
+            "due_at": message.due_at,
+            "segments": message.segments,
+            "credits": message.credits,
+            "created": created,
+        }
+    )
+
+
+async def _sent_by_marketplace(
+    session: AsyncSession, client_id: str, booking_id: str, event_type: str, role: str
+) -> bool:
+    """Whether the marketplace already posted this text itself (then no reminder)."""
+    found = await session.scalar(
+        select(Message.id)
+        .where(
+            Message.client_id == client_id,
+            Message.booking_id == booking_id,
+            Message.event_type == event_type,
+            Message.role == role,
+            Message.kind != REMINDER,
+            Message.status.in_([s.value for s in _LIVE]),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def _insert_once(session: AsyncSession, message: Message) -> bool:
+    """Insert unless a reminder with the same key exists (a concurrent twin included)."""
+    table = cast(Table, Message.__table__)
+    values = {
+        column.name: getattr(message, attr.key)
+        for attr in Message.__mapper__.column_attrs
+        for column in attr.columns
+        if attr.key in message.__dict__
+    }
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    inserted = await session.scalar(
+        insert(table)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["client_id", "reminder_key"])
+        .returning(table.c.id)
+    )
+    return inserted is not None

@@ -1,0 +1,107 @@
+"""A booking SMS: shared by event messages and the reminders they schedule.
+
+A reminder is the same SMS the marketplace would get by posting
+``booking.starting_soon`` itself, so both go through these steps: pick the
+party's number (and whether it may be texted), render the (type, role)
+template in the party's language with the booking's values, and build the
+message; only its timing (and ``kind``) differs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgateway.config import Settings
+from smsgateway.events.schemas import Booking, Party
+from smsgateway.messages.models import Message
+from smsgateway.messages.service import build_message
+from smsgateway.phones.service import Recipient, resolve_recipient
+from smsgateway.runtime import Runtime
+from smsgateway.templates.defaults import offered_placeholders
+from smsgateway.templates.render import clip, first_name, format_when, reply_words
+from smsgateway.templates.service import find_template
+
+
+async def resolve_party(
+    session: AsyncSession, settings: Settings, client_id: str, party: Party
+) -> Recipient:
+    """The party's number: the one given, else the registered one; with its refusal."""
+    return await resolve_recipient(
+        session,
+        client_id=client_id,
+        user_ref=party.user_ref,
+        phone=party.phone,
+        require_verified=settings.require_verified_phone,
+        default_region=settings.default_region,
+    )
+
+
+async def booking_message(
+    session: AsyncSession,
+    runtime: Runtime,
+    *,
+    client_id: str,
+    event_id: str,
+    event_type: str,
+    role: str,
+    booking: Booking,
+    party: Party,
+    other: Party | None,
+    recipient: Recipient,
+    send_at: datetime | None,
+    message_id: str | None = None,
+    reply_code: str | None = None,
+    kind: str = "transactional",
+    due_at: datetime | None = None,
+    quiet_hours: bool = False,
+    reminder_key: str | None = None,
+) -> Message:
+    """The message for one party of a booking event (or a reminder of one).
+
+    ``reply_code`` is added to the reply words when the offeror has several
+    requests open and a bare YES would not say which one it answers.
+    """
+    template = await find_template(
+        session,
+        event_type,
+        role,
+        party.language or recipient.language,
+        runtime.settings.default_language,
+    )
+    language = template.language
+    yes, no = reply_words(language)
+    if reply_code:
+        yes, no = f"{yes} {reply_code}", f"{no} {reply_code}"
+    offered = offered_placeholders(event_type, role)
+    values: dict[str, Any] = {
+        # Clipped to the declared maximum, so a template's worst case holds.
+        "booking_title": clip(booking.title, offered["booking_title"]),
+        "other_name": first_name(other.name) if other else "",
+        "recipient_name": first_name(party.name),
+        "starts_at": format_when(booking.starts_at, language) if booking.starts_at else "",
+        "expires_at": format_when(booking.expires_at, language) if booking.expires_at else "",
+        "reply_yes": yes,
+        "reply_no": no,
+    }
+    return build_message(
+        runtime,
+        client_id=client_id,
+        recipient=recipient,
+        text=template.render(values),
+        send_at=send_at,
+        no_stop_clause=True,  # booking texts are transactional: no STOP mention
+        message_id=message_id,
+        kind=kind,
+        due_at=due_at,
+        quiet_hours=quiet_hours,
+        event_id=event_id,
+        event_type=event_type,
+        booking_id=booking.id,
+        role=role,
+        user_ref=party.user_ref,
+        language=language,
+        reminder_key=reminder_key,
+    )

@@ -1,0 +1,140 @@
+"""Catching up on delivery reports that never came.
+
+A message ``submitted`` for longer than ``dlr_check_after_seconds`` is looked
+up at the provider (``GET /sms/{sn}/outgoing/{id}``) at most once per that
+period; a final state found there is recorded as a delivery report, so it goes
+through the same idempotent path as a pushed one. A message still without an
+outcome after ``dlr_give_up_hours`` ends ``expired`` (reason
+``no_delivery_report``); it stays billed, since the provider accepted it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from smsgateway.callbacks.ptt import DLR_PENDING
+from smsgateway.callbacks.service import ReportIn, record_report
+from smsgateway.db import utcnow
+from smsgateway.messages.models import Message
+from smsgateway.messages.notify import status_changed
+from smsgateway.messages.states import Status
+from smsgateway.providers.base import ProviderError
+from smsgateway.providers.health import take_call
+from smsgateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+
+
+class ReportChecker:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+
+    async def run(self, stop: asyncio.Event) -> None:
+        interval = self.settings.dlr_check_interval_seconds
+        if interval <= 0:
+            return
+        while not stop.is_set():
+            try:
+                await self.check_once()
+            except ProviderError as exc:
+                log.warning("looking up delivery reports failed: %s", exc.reason)
+            except (OperationalError, DBAPIError, OSError) as exc:
+                log.warning("database unavailable, report checks wait: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    async def check_once(self) -> int:
+        """Look up one batch of overdue messages. Returns how many got a final state."""
+        now = utcnow()
+        overdue = now - timedelta(seconds=self.settings.dlr_check_after_seconds)
+        give_up = now - timedelta(hours=self.settings.dlr_give_up_hours)
+        settled = await self._give_up(give_up)
+        # Claimed by stamping checked_at, so several workers share the work
+        # instead of all looking up the same messages.
+        overdue_rows = (
+            select(Message.id)
+            .where(
+                Message.status == Status.SUBMITTED.value,
+                Message.submitted_at < overdue,
+                Message.provider_id.is_not(None),
+                or_(Message.checked_at.is_(None), Message.checked_at < overdue),
+            )
+            .order_by(Message.submitted_at)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
+            .cte("overdue_reports")
+            .prefix_with("MATERIALIZED", dialect="postgresql")  # see messages.queue
+        )
+        async with self.runtime.sessionmaker() as session, session.begin():
+            provider_ids = (
+                await session.scalars(
+                    update(Message)
+                    .where(Message.id.in_(select(overdue_rows.c.id)))
+                    .values(checked_at=now)
+                    .returning(Message.provider_id)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
+        provider = self.runtime.provider
+        for provider_id in provider_ids:
+            if provider_id is None:  # excluded by the query; narrows the type
+                continue
+            async with self.runtime.sessionmaker() as session, session.begin():
+                if (
+                    await take_call(session, provider.name, self.settings.provider_calls_per_minute)
+                    > 0
+                ):
+                    break  # out of budget this minute: the next pass goes on
+            status = await provider.outgoing(provider_id)
+            async with self.runtime.sessionmaker() as session, session.begin():
+                if status is not None and status.dlr is not None and status.dlr not in DLR_PENDING:
+                    report = ReportIn(
+                        provider=provider.name,
+                        provider_id=provider_id,
+                        dlr=status.dlr,
+                        ptt=status.ptt,
+                        reported_at="looked-up",
+                        description="looked up at the provider",
+                        params={"source": "lookup"},
+                    )
+                    settled += await record_report(session, report)
+        return settled
+
+    async def _give_up(self, before: datetime) -> int:
+        async with self.runtime.sessionmaker() as session, session.begin():
+            stale = (
+                await session.scalars(
+                    select(Message.id)
+                    .where(
+                        and_(
+                            Message.status == Status.SUBMITTED.value, Message.submitted_at < before
+                        )
+                    )
+                    .limit(BATCH)
+                )
+            ).all()
+            now = utcnow()
+            for message_id in stale:
+                await session.execute(
+                    update(Message)
+                    .where(Message.id == message_id, Message.status == Status.SUBMITTED.value)
+                    .values(
+                        status=Status.EXPIRED.value,
+                        reason="no_delivery_report",
+                        final_at=now,
+                        updated_at=now,
+                    )
+                )
+                await status_changed(session, message_id)
+        if stale:
+            log.warning("%d message(s) expired without a delivery report", len(stale))
+        return len(stale)

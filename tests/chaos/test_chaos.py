@@ -1,0 +1,572 @@
+"""Nothing lost, nothing sent twice, every report applied, credits exact: under chaos.
+
+Real processes on one PostgreSQL database: two API processes (``serve --no-worker``)
+and three dispatchers (``worker``) send through the fake OVHcloud API, which answers
+20% of its calls (sends and look-ups alike) with a fault of every kind: latency,
+timeouts, dropped connections, 429 with ``Retry-After``, 500, and answers lost after
+the SMS was taken. Its delivery reports come to both API processes, some twice, some
+followed by a stale "pending" one, some before the send's answer, some late.
+
+Meanwhile ``SMSGW_CHAOS_EVENTS`` (5,000) booking events are posted, a tenth of them
+twice (some at the same moment to both API processes, some later), and workers are
+killed with SIGKILL and started again. When every message has reached a final state,
+the test checks what a marketplace and its accountant would:
+
+- every acknowledged message exists, once, and is final (lost: 0);
+- OVHcloud took each SMS exactly once (duplicates: 0), and every SMS it took is
+  known to the gateway by its id;
+- every delivery report it sent is applied: each SMS's final state is the message's;
+- the client's credits are its quota minus what the billed messages cost, and equal
+  the sum of its ledger.
+
+PostgreSQL only: SQLite serves a single process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tests.chaos.processes import (
+    Process,
+    create_client,
+    fake_ovh_endpoint,
+    free_port,
+    gateway_env,
+    ovh_settings,
+    own_postgres_database,
+    postgres_server_url,
+    run_command,
+    start_fake_ovh,
+    wait_until_ok,
+)
+from tests.chaos.summary import record_summary
+
+pytestmark = [
+    pytest.mark.chaos,
+    pytest.mark.skipif(
+        postgres_server_url() is None,
+        reason="the chaos test runs several processes on one database: PostgreSQL only "
+        "(set SMSGW_TEST_DATABASE_URL=postgresql+asyncpg://…)",
+    ),
+]
+
+EVENTS = int(os.environ.get("SMSGW_CHAOS_EVENTS", "5000"))
+DRAIN_DEADLINE_S = float(os.environ.get("SMSGW_CHAOS_DRAIN_SECONDS", "180"))
+SEED = int(os.environ.get("SMSGW_CHAOS_SEED", "20261201"))
+# Settings to try other numbers with, as JSON: {"lease_seconds": "30"}.
+EXTRA_SETTINGS: dict[str, str] = json.loads(os.environ.get("SMSGW_CHAOS_SETTINGS", "{}"))
+POST_CONCURRENCY = 24
+DUPLICATE_SHARE = 0.10
+WORKERS = 3
+KILLS = 4  # spread over the posting
+FINAL = {"delivered", "failed", "expired", "cancelled", "blocked", "rejected"}
+
+FAULTS: dict[str, Any] = {
+    "rate": 0.2,
+    "kinds": ["latency", "timeout", "reset", "429", "500", "lost_response"],
+    "seed": SEED,
+    "scope": "all",  # look-ups fail too, not only sends
+    "retry_after": 1,
+    "spike_ms": 300,
+    "timeout_sleep_s": 2.0,  # longer than the gateway's OVH timeout below
+    "outgoing_lag_s": 0.5,  # a job shows in GET /outgoing only this late
+    "dlr": {
+        "duplicate": True,
+        "out_of_order": True,
+        "before_answer": True,
+        "late_s": 3.0,
+        "rate": 0.2,
+    },
+}
+
+# Small numbers so that retries, lease take-overs and look-ups happen within the run.
+GATEWAY_SETTINGS = {
+    "require_verified_phone": "false",
+    "ovh_timeout_seconds": "1.0",
+    "retry_base_seconds": "0.3",
+    "retry_max_seconds": "3",
+    "max_attempts": "40",
+    "lease_seconds": "10",
+    "uncertain_settle_seconds": "4",
+    "worker_poll_seconds": "0.5",
+    "worker_batch_size": "20",
+    "incoming_poll_seconds": "0",
+    "blacklist_sync_seconds": "0",
+    "provider_calls_per_minute": "0",
+    "circuit_cooldown_seconds": "1",
+    "dlr_check_after_seconds": "15",
+    "dlr_check_interval_seconds": "3",
+    "database_pool_size": "4",
+    "webhook_retry_base_seconds": "1",
+    "log_level": "INFO",
+    "access_log": "false",
+}
+
+TYPES = [
+    ("booking.requested", 30),
+    ("booking.accepted", 15),
+    ("booking.refused", 10),
+    ("booking.expired", 10),
+    ("booking.starting_soon", 15),
+    ("booking.expiring_soon", 10),
+    ("booking.cancelled", 10),
+]
+TITLES = ["Kayak for two", "Sunset sail", "Bike tour", "Cooking class", "Wine tasting"]
+NAMES = ["Anna", "Marc", "Zoé", "Jürgen", "Li", "Ola"]
+
+
+@dataclass
+class Tally:
+    posted: int = 0
+    accepted: int = 0  # 202
+    replayed: int = 0  # 200
+    retried: int = 0  # 503 / 429 / transport error, posted again
+    answered_503: int = 0  # nothing stored, retry: the database or a conflict
+    server_errors: list[str] = field(default_factory=list)  # a 500: a bug
+    answers: dict[str, list[str]] = field(default_factory=dict)  # event_id -> message ids
+    mismatched: list[str] = field(default_factory=list)  # a replay answered other ids
+    kills: int = 0
+    posting_s: float = 0.0
+    settling_s: float = 0.0
+
+
+def make_events(count: int, rng: random.Random) -> list[dict[str, Any]]:
+    """Booking events of every type; texts repeat often enough to be batched.
+
+    Bookings start in ten days, so the reminders the gateway schedules from them
+    stay queued for later and are not part of this run's sending.
+    """
+    now = datetime.now(UTC).replace(microsecond=0)
+    starts_at = (now + timedelta(days=10)).isoformat()
+    expires_at = (now + timedelta(days=5)).isoformat()
+    phones = [f"+336{rng.randrange(10**8):08d}" for _ in range(max(50, count // 3))]
+    types = [t for t, _ in TYPES]
+    weights = [w for _, w in TYPES]
+    events = []
+    for n in range(count):
+        kind = rng.choices(types, weights)[0]
+        booking = {
+            "id": f"b-{n // 3}",
+            "title": rng.choice(TITLES),
+            "starts_at": starts_at,
+            "expires_at": expires_at,
+        }
+        asker = {
+            "user_ref": f"u-a{n}",
+            "name": rng.choice(NAMES),
+            "phone": rng.choice(phones),
+            "language": rng.choice(["en", "fr", "de"]),
+        }
+        offeror = {
+            "user_ref": f"u-o{n}",
+            "name": rng.choice(NAMES),
+            "phone": rng.choice(phones),
+            "language": rng.choice(["en", "fr", "de"]),
+        }
+        events.append(
+            {
+                "event_id": f"evt-chaos-{n}",
+                "type": kind,
+                "booking": booking,
+                "asker": asker,
+                "offeror": offeror,
+            }
+        )
+    return events
+
+
+class Chaos:
+    def __init__(self, logs: Path, database_url: str) -> None:
+        self.logs = logs
+        self.database_url = database_url
+        self.rng = random.Random(SEED)  # reproducible chaos
+        self.token = f"cb-{secrets.token_hex(8)}"
+        self.ports = [free_port(), free_port()]
+        self.apis = [f"http://127.0.0.1:{port}" for port in self.ports]
+        self.processes: list[Process] = []
+        self.workers: list[Process] = []
+        self.tally = Tally()
+        self.quota = EVENTS * 4
+        self.started = time.monotonic()
+
+    # -- set-up ----------------------------------------------------------------
+
+    def start(self) -> None:
+        callbacks = [f"{api}/v1/providers/ovh/{self.token}/dlr" for api in self.apis]
+        self.fake = start_fake_ovh(
+            self.logs,
+            callback_urls=callbacks,
+            dlr_delay=0.3,
+            log_level=os.environ.get("SMSGW_CHAOS_FAKE_LOG_LEVEL", "warning"),
+        )
+        self.processes.append(self.fake)
+        endpoint = fake_ovh_endpoint(self.fake)
+        self.fake_url = endpoint.removesuffix("/1.0")
+        env = gateway_env(
+            self.database_url,
+            **ovh_settings(endpoint, self.token),
+            **{**GATEWAY_SETTINGS, **EXTRA_SETTINGS},
+        )
+        run_command(["-m", "smsgateway", "migrate"], env, self.logs)
+        self.api_key = create_client(env, self.logs, "chaos", "--quota", str(self.quota))
+        httpx.post(f"{self.fake_url}/_control/faults", json=FAULTS, timeout=5).raise_for_status()
+        for n, port in enumerate(self.ports):
+            args = ["-m", "smsgateway", "serve", "--no-worker", "--port", str(port)]
+            self.processes.append(Process(f"api{n + 1}", args, env, self.logs))
+        for n in range(WORKERS):
+            worker = Process(f"worker{n + 1}", ["-m", "smsgateway", "worker"], env, self.logs)
+            self.processes.append(worker)
+            self.workers.append(worker)
+        for api, process in zip(self.apis, self.processes[1:3], strict=True):
+            wait_until_ok(f"{api}/readyz", process)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+
+    # -- the run ---------------------------------------------------------------
+
+    async def post_all(self, events: list[dict[str, Any]]) -> None:
+        auth = {"Authorization": f"Bearer {self.api_key}"}
+        limits = httpx.Limits(max_connections=POST_CONCURRENCY * 2)
+        async with httpx.AsyncClient(timeout=30, headers=auth, limits=limits) as http:
+            gate = asyncio.Semaphore(POST_CONCURRENCY)
+            later: list[dict[str, Any]] = []
+
+            async def one(n: int, event: dict[str, Any]) -> None:
+                async with gate:
+                    twice = self.rng.random() < DUPLICATE_SHARE
+                    if twice and self.rng.random() < 0.5:
+                        # The same event to both API processes at the same moment.
+                        await asyncio.gather(
+                            self.post(http, self.apis[0], event),
+                            self.post(http, self.apis[1], event),
+                        )
+                        return
+                    await self.post(http, self.apis[n % 2], event)
+                    if twice:
+                        later.append(event)
+
+            await asyncio.gather(*(one(n, event) for n, event in enumerate(events)))
+            # Replays of events answered a while ago.
+            await asyncio.gather(
+                *(self.post(http, self.apis[n % 2], event) for n, event in enumerate(later))
+            )
+
+    async def post(self, http: httpx.AsyncClient, api: str, event: dict[str, Any]) -> None:
+        """Post until answered 200/202, as a client with an idempotency key would."""
+        self.tally.posted += 1
+        for _ in range(20):
+            try:
+                response = await http.post(f"{api}/v1/booking-events", json=event)
+            except httpx.TransportError:
+                self.tally.retried += 1
+                await asyncio.sleep(0.2)
+                continue
+            if response.status_code in (202, 200):
+                self.answered(event["event_id"], response)
+                return
+            if response.status_code == 503:
+                self.tally.answered_503 += 1
+            elif response.status_code >= 500:
+                self.tally.server_errors.append(f"{response.status_code} {response.text[:200]}")
+            assert response.status_code in (429, 500, 502, 503, 504), response.text
+            self.tally.retried += 1
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"event {event['event_id']} never acknowledged")
+
+    def answered(self, event_id: str, response: httpx.Response) -> None:
+        ids = [m["id"] for m in response.json()["messages"]]
+        if response.status_code == 202:
+            self.tally.accepted += 1
+        else:
+            self.tally.replayed += 1
+        first = self.tally.answers.setdefault(event_id, ids)
+        if first != ids:
+            self.tally.mismatched.append(event_id)
+
+    async def kill_workers(self, until: asyncio.Event) -> None:
+        """SIGKILL a worker each time another part of the events is answered; restart it."""
+        for n in range(1, KILLS + 1):
+            while len(self.tally.answers) < EVENTS * n / (KILLS + 1):
+                if until.is_set():
+                    return
+                await asyncio.sleep(0.2)
+            victim = self.rng.choice(self.workers)
+            victim.kill()
+            self.tally.kills += 1
+            await asyncio.sleep(0.5)
+            victim.restart()
+
+    async def drain(self, engine: AsyncEngine) -> dict[str, int]:
+        """Wait until no message is waiting to be sent or waiting for its report."""
+        deadline = time.monotonic() + DRAIN_DEADLINE_S
+        while True:
+            counts = await status_counts(engine)
+            if not counts.get("pending"):
+                return counts
+            for worker in self.workers:
+                assert worker.running, f"{worker.name} died\n{worker.log_tail()}"
+            if time.monotonic() > deadline:
+                stuck = await stuck_messages(engine)
+                raise AssertionError(
+                    f"not settled after {DRAIN_DEADLINE_S:.0f}s: {counts}\n{stuck}"
+                )
+            await asyncio.sleep(1.0)
+
+
+# Messages still to send now or waiting for their report; reminders queued for
+# days later are not.
+PENDING = (
+    "status IN ('sending', 'submitted') "
+    "OR (status = 'queued' AND due_at < now() + interval '1 hour')"
+)
+
+
+async def status_counts(engine: AsyncEngine) -> dict[str, int]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text(f"SELECT status, {PENDING}, count(*) FROM messages GROUP BY 1, 2")  # noqa: S608
+        )
+        counts: Counter[str] = Counter()
+        for status, pending, count in rows:
+            counts[status] += count
+            counts["pending"] += count if pending else 0
+        return dict(counts)
+
+
+async def stuck_messages(engine: AsyncEngine) -> str:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "SELECT id, status, attempts, uncertain, last_error, provider_id, due_at "  # noqa: S608
+                f"FROM messages WHERE {PENDING} LIMIT 10"
+            )
+        )
+        return "\n".join(str(tuple(row)) for row in rows)
+
+
+@dataclass(frozen=True)
+class Stored:
+    id: str
+    status: str
+    reason: str | None
+    to: str
+    provider_id: str | None
+    credits: Decimal
+    kind: str
+    due_at: datetime | None
+
+
+async def stored_messages(engine: AsyncEngine) -> dict[str, Stored]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "SELECT id, status, reason, to_number, provider_id, credits, kind, due_at "
+                "FROM messages"
+            )
+        )
+        return {row[0]: Stored(*row) for row in rows}
+
+
+async def ledger_facts(engine: AsyncEngine) -> dict[str, Any]:
+    async with engine.connect() as connection:
+        client = (
+            await connection.execute(
+                text("SELECT id, quota, balance FROM api_clients WHERE name = 'chaos'")
+            )
+        ).one()
+        ledger_sum = await connection.scalar(
+            text("SELECT coalesce(sum(delta), 0) FROM credit_ledger WHERE client_id = :id"),
+            {"id": client[0]},
+        )
+        kinds = await connection.execute(
+            text("SELECT message_id, kind FROM credit_ledger WHERE message_id IS NOT NULL")
+        )
+        by_message: dict[str, set[str]] = {}
+        for message_id, kind in kinds:
+            by_message.setdefault(message_id, set()).add(kind)
+        unapplied = await connection.scalar(
+            text("SELECT count(*) FROM delivery_reports WHERE NOT applied")
+        )
+        reports = await connection.scalar(text("SELECT count(*) FROM delivery_reports"))
+    return {
+        "quota": Decimal(client[1]),
+        "balance": Decimal(client[2]),
+        "ledger_sum": Decimal(ledger_sum),
+        "by_message": by_message,
+        "unapplied_reports": unapplied,
+        "reports": reports,
+    }
+
+
+def check(chaos: Chaos, stored: dict[str, Stored], facts: dict[str, Any], fake: Any) -> str:
+    """Every promise checked; the summary line. Raises with every broken promise listed."""
+    tally = chaos.tally
+    sent: list[dict[str, Any]] = fake["sent"]
+    stats: dict[str, Any] = fake["stats"]
+    broken: list[str] = []
+
+    def expect(holds: bool, problem: str) -> None:
+        if not holds:
+            broken.append(problem)
+
+    expect(not tally.server_errors, f"the API answered 5xx: {tally.server_errors[:3]}")
+    expect(not tally.mismatched, f"replays answered other messages: {tally.mismatched[:3]}")
+    expect(len(tally.answers) == EVENTS, "every event was acknowledged")
+
+    acknowledged = {mid for ids in tally.answers.values() for mid in ids}
+    missing = acknowledged - set(stored)
+    not_final = {mid for mid in acknowledged & set(stored) if stored[mid].status not in FINAL}
+    lost = len(missing) + len(not_final)
+    expect(not missing, f"acknowledged but not stored: {sorted(missing)[:3]}")
+    expect(not not_final, f"not final: {[stored[m] for m in sorted(not_final)[:3]]}")
+    # The gateway's own reminders are the only messages no answer listed; they are
+    # queued for later or cancelled (a replay or a duplicate created nothing).
+    extra = [stored[mid] for mid in set(stored) - acknowledged]
+    unexplained = [m for m in extra if m.kind != "reminder"]
+    expect(not unexplained, f"{len(unexplained)} messages nobody was told about")
+    later = datetime.now(UTC) + timedelta(hours=1)
+    early = [m for m in extra if m.status not in FINAL and (m.due_at or later) < later]
+    expect(not early, f"reminders due now and not sent: {early[:3]}")
+
+    # OVHcloud took each SMS once, and the gateway knows each one it took.
+    per_key = Counter((sms["tag"], sms["receiver"]) for sms in sent)
+    twice = [key for key, n in per_key.items() if n > 1]
+    expect(stats["duplicates"] == 0 and not twice, f"sent more than once: {twice[:5]}")
+    by_provider_id: dict[str, list[Stored]] = {}
+    for message in stored.values():
+        if message.provider_id is not None:
+            by_provider_id.setdefault(message.provider_id, []).append(message)
+    unowned = [sms for sms in sent if len(by_provider_id.get(str(sms["id"]), [])) != 1]
+    # An SMS no message owns is, when an owned one went to the same number with the same
+    # text, the same message sent a second time (under another tag).
+    owned_texts = Counter((sms["receiver"], sms["message"]) for sms in sent if sms not in unowned)
+    resent = [sms for sms in unowned if owned_texts[(sms["receiver"], sms["message"])]]
+    # Copies beyond the first: under the same tag, or under another one.
+    same_tag = set(twice)
+    other_tag = [sms for sms in resent if (sms["tag"], sms["receiver"]) not in same_tag]
+    copies = sum(n - 1 for n in per_key.values() if n > 1) + len(other_tag)
+    expect(
+        not unowned,
+        f"{len(unowned)} SMS sent that no single message owns ({len(other_tag)} resent under "
+        f"another tag): {[(s['tag'], s['receiver']) for s in unowned[:3]]}",
+    )
+    wrong_number = [
+        sms
+        for sms in sent
+        if len(by_provider_id.get(str(sms["id"]), [])) == 1
+        and by_provider_id[str(sms["id"])][0].to != sms["receiver"]
+    ]
+    expect(not wrong_number, f"SMS ids adopted by the wrong message: {wrong_number[:3]}")
+    sent_ids = {str(sms["id"]) for sms in sent}
+    phantom = [m for m in by_provider_id if m not in sent_ids]
+    expect(not phantom, f"messages with an SMS id OVHcloud never gave: {phantom[:3]}")
+
+    # Every report applied: the SMS's final state is its message's.
+    delivered_at_ovh = {str(sms["id"]) for sms in sent if sms["deliveryReceipt"] == 1}
+    delivered = {m.provider_id for m in stored.values() if m.status == "delivered"}
+    expect(
+        delivered == delivered_at_ovh,
+        f"{len(delivered_at_ovh - delivered)} delivered at OVHcloud are not here, "
+        f"{len(delivered - delivered_at_ovh)} the other way",
+    )
+    expect(facts["unapplied_reports"] == 0, f"{facts['unapplied_reports']} reports unapplied")
+
+    # Credits: quota minus what billed messages cost, and the ledger adds up.
+    by_message: dict[str, set[str]] = facts["by_message"]
+    billed = [m for m in stored.values() if by_message.get(m.id) == {"reserve"}]
+    refunded = [m for m in stored.values() if by_message.get(m.id) == {"reserve", "refund"}]
+    delivered_messages = [m for m in stored.values() if m.status == "delivered"]
+    unbilled = [m for m in delivered_messages if by_message.get(m.id) != {"reserve"}]
+    expect(not unbilled, f"delivered but not billed exactly once: {unbilled[:3]}")
+    spent = sum((m.credits for m in billed), Decimal(0))
+    expect(
+        facts["balance"] == facts["quota"] - spent,
+        f"balance {facts['balance']} != quota {facts['quota']} - charged {spent}",
+    )
+    expect(
+        facts["balance"] == facts["ledger_sum"],
+        f"balance {facts['balance']} != ledger {facts['ledger_sum']}",
+    )
+
+    statuses = Counter(m.status for m in stored.values() if m.id in acknowledged)
+    faults = stats.get("faults", {})
+    elapsed = time.monotonic() - chaos.started
+    summary = (
+        f"chaos: events={EVENTS} posted={tally.posted} accepted={tally.accepted} "
+        f"replayed={tally.replayed} retried={tally.retried} api_503={tally.answered_503} "
+        f"messages={len(acknowledged)} {dict(sorted(statuses.items()))} "
+        f"reminders={len(extra)} sent={len(sent)} duplicates={copies} "
+        f"lost={lost} dlr_pushed={stats['dlr_pushed']} dlr_failed={stats['dlr_failed']} "
+        f"dlr_stored={facts['reports']} dlr_unapplied={facts['unapplied_reports']} "
+        f"refunded={len(refunded)} credits_charged={spent} "
+        f"faults={sum(faults.values())} {dict(sorted(faults.items()))} "
+        f"worker_kills={tally.kills} posting={tally.posting_s:.0f}s "
+        f"settling={tally.settling_s:.0f}s elapsed={elapsed:.0f}s"
+    )
+    record_summary(summary if not broken else f"{summary} FAILED")
+    assert not broken, summary + "\n" + "\n".join(broken)
+    return summary
+
+
+async def scenario(chaos: Chaos) -> str:
+    """Post, kill, wait until settled, then check; the summary line."""
+    events = make_events(EVENTS, chaos.rng)
+    engine = create_async_engine(chaos.database_url, pool_size=2)
+    try:
+        settled = asyncio.Event()
+        killer = asyncio.create_task(chaos.kill_workers(settled))
+        try:
+            begun = time.monotonic()
+            await chaos.post_all(events)
+            chaos.tally.posting_s = time.monotonic() - begun
+            await chaos.drain(engine)
+            chaos.tally.settling_s = time.monotonic() - begun - chaos.tally.posting_s
+        finally:
+            settled.set()
+            await killer
+        # Late and duplicate reports still on their way.
+        await asyncio.sleep(FAULTS["dlr"]["late_s"] + 1.0)
+        async with httpx.AsyncClient(base_url=chaos.fake_url, timeout=30) as http:
+            fake = {
+                "sent": (await http.get("/_control/sent")).json(),
+                "stats": (await http.get("/_control/stats")).json(),
+            }
+        stored = await stored_messages(engine)
+        facts = await ledger_facts(engine)
+    finally:
+        await engine.dispose()
+    return check(chaos, stored, facts, fake)
+
+
+def test_nothing_lost_nothing_sent_twice_under_chaos(tmp_path: Path) -> None:
+    server_url = postgres_server_url()
+    assert server_url is not None
+    with own_postgres_database(server_url, "smsgw_chaos", asynchronous_commit=True) as database_url:
+        chaos = Chaos(tmp_path, database_url)
+        try:
+            chaos.start()
+            asyncio.run(scenario(chaos))
+        except BaseException:
+            for process in chaos.processes:
+                print(process.log_tail(60))  # shown by pytest when the test fails
+            raise
+        finally:
+            chaos.stop()

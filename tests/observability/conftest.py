@@ -1,0 +1,38 @@
+"""The suite's runtime with its provider timed and counted, and gauges never cached."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from smsgateway.clients.service import create_client
+from smsgateway.config import Settings
+from smsgateway.observability.provider import instrument
+from smsgateway.runtime import Runtime
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"metrics_cache_seconds": 0.0})
+
+
+@pytest.fixture
+def observed(runtime: Runtime) -> Runtime:
+    """``runtime`` whose provider calls land in ``runtime.metrics`` (as in production)."""
+    runtime.provider = instrument(runtime.provider, runtime.metrics)
+    return runtime
+
+
+@pytest.fixture
+async def shop_auth(observed: Runtime) -> dict[str, str]:
+    """A client with a quota of 100 credits, an alert threshold and a webhook URL."""
+    async with observed.sessionmaker() as session, session.begin():
+        created = await create_client(
+            session,
+            name="shop",
+            quota=Decimal(100),
+            alert_threshold=Decimal(10),
+            webhook_url="https://shop.example/hooks",
+        )
+    return {"Authorization": f"Bearer {created.api_key}"}
