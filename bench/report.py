@@ -301,7 +301,7 @@ def _memory(results: dict[str, Any]) -> list[str]:
         "|---|---:|---:|---:|---|---|",
         row("first sample", summary["first"]),
         row("~25% of the events", q),
-        row("end (queue drained)", end),
+        row("last sample", end),
         "",
         f"![RSS against messages](bench/{MEMORY_PNG.name})",
     ]

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import tempfile
 import threading
 import time
@@ -101,6 +102,7 @@ class Bench:
         }
         self.api_key = ""
         self.unlimited_key = ""
+        self.memory_samples: list[dict[str, Any]] = []  # kept if the run is interrupted
 
     # -- processes ------------------------------------------------------------------------
 
@@ -389,17 +391,23 @@ class Bench:
         self.start_api()
         self.start_workers(self.args.memory_workers)
         [(before,)] = sql(self.db, "SELECT count(*) FROM messages")
-        samples: list[dict[str, Any]] = []
+        samples = self.memory_samples
         stop = threading.Event()
         started = time.monotonic()
 
         def sample() -> None:
             while True:
-                [(total, queued)] = sql(
-                    self.db,
-                    "SELECT count(*), count(*) FILTER (WHERE status = 'sending'"
-                    " OR (status = 'queued' AND due_at <= now())) FROM messages",
-                )
+                try:
+                    [(total, queued)] = sql(
+                        self.db,
+                        "SELECT count(*), count(*) FILTER (WHERE status = 'sending'"
+                        " OR (status = 'queued' AND due_at <= now())) FROM messages",
+                    )
+                except Exception as exc:  # a full server must not end the sampling
+                    print(f"memory sample without counts: {type(exc).__name__}", flush=True)
+                    if stop.wait(self.args.memory_sample_seconds):
+                        return
+                    continue
                 api = self.stack.processes["api"].rss_mb()
                 samples.append(
                     {
@@ -477,6 +485,10 @@ def main() -> int:
         args.memory_sample_seconds = 1.0
     phases = args.phases.split(",")
 
+    def interrupted(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt  # so that the processes stop and the results are kept
+
+    signal.signal(signal.SIGTERM, interrupted)
     database_url = create_database(args.server_url)
     logs = Path(tempfile.mkdtemp(prefix="smsgw-bench-"))
     print(f"database {database_url.rsplit('/', 1)[-1]}, logs in {logs}", flush=True)
@@ -497,6 +509,8 @@ def main() -> int:
         if "memory" in phases:
             results["memory"] = bench.memory()
     finally:
+        if "memory" not in results and bench.memory_samples:
+            results["memory_interrupted"] = {"samples": bench.memory_samples}
         bench.stack.close()
         results["machine"]["load_after"] = os.getloadavg()
         args.output.write_text(json.dumps(results, indent=1, default=str))

@@ -94,6 +94,7 @@ def create_app(
     @app.exception_handler(ConnectionError)
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
         # Nothing was committed: say so rather than acknowledge what we cannot keep.
+        # (Also reached from _database_error for the SQLSTATEs of an unreachable database.)
         log.warning("database unavailable on %s: %s", safe_path(request), type(exc).__name__)
         log.debug("database error detail", exc_info=exc)
         problem = Problem(
@@ -118,6 +119,8 @@ def create_app(
                 "A field holds a character that is not allowed (such as NUL) or is too long.",
             )
             return problem_response(problem, request)
+        if _database_unavailable(exc):
+            return await _database_down(request, exc)
         if not _transaction_conflict(exc):
             log.error("database error on %s %s", request.method, safe_path(request), exc_info=exc)
             problem = Problem(500, "internal-error", "Internal error", "The error was logged.")
@@ -167,3 +170,10 @@ def _sqlstate(exc: Exception) -> str:
 
 def _transaction_conflict(exc: Exception) -> bool:
     return _sqlstate(exc) in _RETRYABLE_SQLSTATES
+
+
+def _database_unavailable(exc: Exception) -> bool:
+    """A connection exception (08), no resources left (53: too many connections...),
+    or the server shutting down or starting up (57P)."""
+    code = _sqlstate(exc)
+    return code.startswith(("08", "53", "57P"))

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import make_url, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from smsgateway.app import create_app
@@ -220,3 +221,40 @@ async def _messages(direct: AsyncEngine) -> dict[str, dict[str, Any]]:
             text("SELECT id, status, provider_id, provider_tag FROM messages")
         )
         return {row.id: dict(row._mapping) for row in rows}
+
+
+class _DriverError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"SQLSTATE {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "status", "kind"),
+    [
+        ("53300", 503, "database-unavailable"),  # too many connections
+        ("57P01", 503, "database-unavailable"),  # the server is shutting down
+        ("57P03", 503, "database-unavailable"),  # the server is starting up
+        ("08006", 503, "database-unavailable"),  # the connection failed
+        ("40P01", 503, "transaction-conflict"),  # deadlock: rolled back, retry
+        ("40001", 503, "transaction-conflict"),  # serialization failure
+        ("XX000", 500, "internal-error"),  # anything else is ours
+    ],
+)
+async def test_database_errors_are_answered_for_what_they_mean(
+    runtime: Runtime, sqlstate: str, status: int, kind: str
+) -> None:
+    app = create_app(runtime=runtime)
+
+    async def fails() -> None:
+        raise DBAPIError("SELECT 1", {}, _DriverError(sqlstate))
+
+    app.add_api_route("/_fails", fails)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        response = await http.get("/_fails")
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.json()["type"].endswith(f"/{kind}")
+    if status == 503:
+        assert response.headers["retry-after"]

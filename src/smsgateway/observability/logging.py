@@ -28,7 +28,13 @@ from smsgateway.phones.numbers import mask
 _PHONE = re.compile(r"(?<![\w+])(?:\+\d{8,15}|00\d{8,15})(?!\d)")
 
 # Attributes every LogRecord has; anything else was passed with ``extra=``.
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
+# (uvicorn adds ``color_message``, the message again with terminal colours.)
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "request_id",
+    "color_message",
+}
 
 _HANDLER_NAME = "smsgateway"
 
