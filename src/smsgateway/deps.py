@@ -126,9 +126,10 @@ def require_admin(
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    expected = runtime.settings.admin_token
+    expected = (
+        runtime.settings.admin_token.get_secret_value() if runtime.settings.admin_token else ""
+    )
     given = credentials.credentials if credentials else ""
-    if expected is None or not hmac.compare_digest(
-        given.encode(), expected.get_secret_value().encode()
-    ):
+    # An unset or empty token never matches: an empty one must not open admin routes.
+    if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Problem(401, "unauthorized", "Admin token required", headers=_UNAUTHORIZED)

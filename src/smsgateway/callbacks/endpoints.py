@@ -40,11 +40,11 @@ class CallbackAck(BaseModel):
 
 
 def check_token(token: str, runtime: RuntimeDep) -> None:
-    expected = runtime.settings.callback_token
+    secret = runtime.settings.callback_token
+    expected = secret.get_secret_value() if secret else ""
     # Unknown and wrong tokens look the same: a 404, as if the URL did not exist.
-    if expected is None or not hmac.compare_digest(
-        token.encode(), expected.get_secret_value().encode()
-    ):
+    # An unset or empty token never matches.
+    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
         raise Problem(404, "not-found", "Not found")
 
 
