@@ -411,3 +411,14 @@ async def test_an_upload_over_the_size_limit_is_a_413(runtime: Runtime) -> None:
     assert response.status_code == 413, response.text
     assert response.json()["type"].endswith("/payload-too-large")
     assert await _count(runtime, Campaign) == 0
+
+
+async def test_an_unreadable_csv_header_is_a_422_not_a_500(
+    http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    # Found by schemathesis: a lone carriage return inside the header line.
+    response = await http.post(
+        "/v1/campaigns", json={"name": "0", "text": "0", "csv": "\r0"}, headers=auth
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"

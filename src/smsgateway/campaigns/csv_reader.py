@@ -137,7 +137,10 @@ class CampaignCsv:
         if not first.strip():
             raise Problem(422, "csv-empty", "Empty CSV", "The CSV has no header line.")
         delimiter = max(_DELIMITERS, key=first.count)
-        header = next(csv.reader([first], delimiter=delimiter))
+        try:
+            header = next(csv.reader([first], delimiter=delimiter))
+        except csv.Error as exc:
+            raise _unreadable(1, str(exc)) from None
         self.layout = layout_for(header, delimiter, text)
         self._text = text
         self._pricing = pricing
