@@ -7,14 +7,12 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.callbacks.models import DeliveryReport
 from smsgateway.callbacks.ptt import DLR_NOT_BILLED, outcome
 from smsgateway.clients.credits import refund
-from smsgateway.db import utcnow
+from smsgateway.db import upsert_for, utcnow
 from smsgateway.messages.models import Message
 from smsgateway.messages.notify import status_changed
 from smsgateway.messages.states import FINAL, Status, rank
@@ -72,8 +70,7 @@ async def record_report(session: AsyncSession, report: ReportIn) -> bool:
         "applied": False,
         "received_at": utcnow(),
     }
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = upsert_for(session)
     statement = (
         insert(DeliveryReport)
         .values(**values)

@@ -18,12 +18,10 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.clients.models import ApiClient, CreditEntry
-from smsgateway.db import utcnow
+from smsgateway.db import upsert_for, utcnow
 from smsgateway.errors import Problem
 from smsgateway.messages.models import Message
 from smsgateway.messages.states import Status
@@ -95,8 +93,7 @@ async def refund(session: AsyncSession, message_id: str, reason: str) -> bool:
     if reserved is None:
         return False
     amount = -reserved.delta
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = upsert_for(session)
     inserted = await session.scalar(
         insert(CreditEntry)
         .values(

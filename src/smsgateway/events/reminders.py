@@ -32,12 +32,10 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.config import Settings
-from smsgateway.db import utcnow
+from smsgateway.db import upsert_for, utcnow
 from smsgateway.events.schemas import BookingEventIn, EventReminder, Party
 from smsgateway.events.texts import booking_message, resolve_party
 from smsgateway.messages.models import Message
@@ -267,7 +265,7 @@ async def _insert_once(session: AsyncSession, message: Message) -> bool:
         for column in attr.columns
         if attr.key in message.__dict__
     }
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = upsert_for(session)
     inserted = await session.scalar(
         insert(table)
         .values(values)

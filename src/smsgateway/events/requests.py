@@ -11,11 +11,9 @@ import random
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.db import utcnow
+from smsgateway.db import upsert_for, utcnow
 from smsgateway.events.models import BookingRequest
 from smsgateway.replies.keywords import CODE_DIGITS, CODE_LETTERS
 
@@ -69,7 +67,7 @@ async def open_request(
     }
     # An upsert, so two events for the same booking arriving together both
     # land (the later one wins) instead of one failing on the unique index.
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = upsert_for(session)
     await session.execute(
         insert(BookingRequest)
         .values(client_id=client_id, booking_id=booking_id, created_at=now, **values)

@@ -14,11 +14,9 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, case, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.db import utcnow
+from smsgateway.db import upsert_for, utcnow
 from smsgateway.errors import Problem
 from smsgateway.messages.models import Message
 from smsgateway.messages.service import settle_queued
@@ -121,7 +119,7 @@ async def set_suspended(
             "None of this client's users registered this number.",
         )
     now = utcnow()
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = upsert_for(session)
     await session.execute(
         insert(NumberState)
         .values(number=number, updated_at=now)

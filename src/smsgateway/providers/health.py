@@ -19,14 +19,11 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from smsgateway.db import utcnow
+from smsgateway.db import upsert_for, utcnow
 from smsgateway.providers.models import ProviderCallWindow, ProviderState
 
 log = logging.getLogger(__name__)
@@ -98,7 +95,7 @@ class CircuitBreaker:
         }
         try:
             async with self.sessionmaker() as session, session.begin():
-                insert = _insert_for(session)
+                insert = upsert_for(session)
                 await session.execute(
                     insert(ProviderState)
                     .values(provider=self.provider, **values)
@@ -128,7 +125,7 @@ async def take_call(
         return 0.0
     now = now or utcnow()
     window = now.replace(second=0, microsecond=0)
-    insert = _insert_for(session)
+    insert = upsert_for(session)
     statement = insert(ProviderCallWindow).values(provider=provider, window_start=window, calls=1)
     taken = await session.scalar(
         statement.on_conflict_do_update(
@@ -147,7 +144,3 @@ async def take_call(
             )
         )
     return 0.0
-
-
-def _insert_for(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

@@ -12,13 +12,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.callbacks.models import IncomingMessage
 from smsgateway.clients.models import ApiClient
-from smsgateway.db import utcnow
+from smsgateway.db import upsert_for, utcnow
 from smsgateway.events.models import BookingRequest
 from smsgateway.messages.models import Message
 from smsgateway.messages.service import announce_queued, settle_queued, system_message
@@ -53,8 +51,7 @@ async def handle_incoming(
     session: AsyncSession, runtime: Runtime, sms: IncomingSms, *, provider: str
 ) -> str | None:
     """Store ``sms`` and act on it. Returns the outcome, or None for a replay."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = upsert_for(session)
     stored_id = await session.scalar(
         insert(IncomingMessage)
         .values(
@@ -192,8 +189,7 @@ async def opt_in(session: AsyncSession, runtime: Runtime, number: str, *, source
 
 
 async def _ensure_state(session: AsyncSession, number: str) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = upsert_for(session)
     await session.execute(
         insert(NumberState)
         .values(number=number, updated_at=utcnow())
