@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import func, select
 
 from smsgateway.config import Settings
+from smsgateway.errors import PROBLEM_JSON
 from smsgateway.messages.models import Message
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
+from smsgateway.templates.schemas import PLACEHOLDER_VALUE_MAX_LENGTH
 
 # Different rates per country and a credit price other than the built-in one, so every
 # number below is checked against the file rather than the defaults.
@@ -127,6 +129,27 @@ async def test_a_template_with_values_is_rendered_and_priced(
         ("ucs2", 2, 3),
     ]
     assert body["totals"]["cost"] == 0.25
+
+
+async def test_template_values_up_to_the_length_limit_are_priced(
+    http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    async def estimate(title: str) -> httpx.Response:
+        template = {"type": "booking.accepted", "role": "asker", "values": {"booking_title": title}}
+        return await http.post(
+            "/v1/estimates", json={"to": [FR], "template": template}, headers=auth
+        )
+
+    at_limit = await estimate("x" * PLACEHOLDER_VALUE_MAX_LENGTH)
+    assert at_limit.status_code == 200, at_limit.text
+    body = at_limit.json()
+    assert "x" * PLACEHOLDER_VALUE_MAX_LENGTH in body["text"]
+    assert body["recipients"][0]["segments"] == -(-len(body["text"]) // 153)
+
+    over = await estimate("x" * (PLACEHOLDER_VALUE_MAX_LENGTH + 1))
+    assert over.status_code == 422
+    assert over.headers["content-type"] == PROBLEM_JSON
+    assert [e["field"] for e in over.json()["errors"]] == ["body.template.values.booking_title"]
 
 
 @pytest.mark.parametrize(

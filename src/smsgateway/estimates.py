@@ -23,6 +23,11 @@ from smsgateway.messages.schemas import Credits
 from smsgateway.phones.numbers import InvalidNumber, normalise
 from smsgateway.templates.languages import canonical_language
 from smsgateway.templates.preview import render_template
+from smsgateway.templates.schemas import (
+    MAX_PLACEHOLDER_VALUES,
+    PLACEHOLDER_VALUES_DESCRIPTION,
+    PlaceholderValue,
+)
 
 router = APIRouter(tags=["messages"])
 
@@ -41,8 +46,10 @@ class TemplateRef(BaseModel):
         max_length=35,
         description="BCP 47 tag; falls back like a booking SMS (pt-BR, pt, default language)",
     )
-    values: dict[str, str] | None = Field(
-        default=None, max_length=20, description="Placeholder values; missing ones take samples"
+    values: dict[str, PlaceholderValue] | None = Field(
+        default=None,
+        max_length=MAX_PLACEHOLDER_VALUES,
+        description=PLACEHOLDER_VALUES_DESCRIPTION,
     )
 
 

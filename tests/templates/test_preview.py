@@ -5,9 +5,11 @@ from __future__ import annotations
 import httpx
 
 from smsgateway.config import Settings
+from smsgateway.errors import PROBLEM_JSON
 from smsgateway.runtime import Runtime
 from smsgateway.templates.defaults import DEFAULT_TEMPLATES, PLACEHOLDERS
 from smsgateway.templates.preview import preview
+from smsgateway.templates.schemas import MAX_PLACEHOLDER_VALUES, PLACEHOLDER_VALUE_MAX_LENGTH
 from tests.conftest import ADMIN_TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -168,6 +170,46 @@ async def test_preview_refuses_bad_placeholders_values_and_pairs(http: httpx.Asy
     language = await problem({**accepted, "language": "not a tag"})
     assert str(language["type"]).endswith("/invalid-language")
     assert (await http.post("/v1/templates/preview", json=accepted)).status_code == 401
+
+
+async def test_a_value_at_the_length_limit_is_rendered(http: httpx.AsyncClient) -> None:
+    name = "x" * PLACEHOLDER_VALUE_MAX_LENGTH
+    response = await http.post(
+        "/v1/templates/preview",
+        json={"type": "booking.accepted", "role": "asker", "values": {"other_name": name}},
+        headers=ADMIN,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["text"].startswith(f"Good news: {name} accepted")
+    assert body["segments"] == -(-len(body["text"]) // 153)
+
+
+async def test_a_value_over_the_length_limit_is_a_422_naming_it(http: httpx.AsyncClient) -> None:
+    values = {"other_name": "Anna", "booking_title": "x" * (PLACEHOLDER_VALUE_MAX_LENGTH + 1)}
+    response = await http.post(
+        "/v1/templates/preview",
+        json={"type": "booking.accepted", "role": "asker", "values": values},
+        headers=ADMIN,
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM_JSON
+    problem = response.json()
+    assert problem["type"].endswith("/validation-error")
+    assert [e["field"] for e in problem["errors"]] == ["body.values.booking_title"]
+    assert "body.values.booking_title" in problem["detail"]
+    assert "x" * 100 not in response.text  # the value is not echoed back
+
+
+async def test_too_many_values_are_a_422(http: httpx.AsyncClient) -> None:
+    values = {f"name{i}": "x" for i in range(MAX_PLACEHOLDER_VALUES + 1)}
+    response = await http.post(
+        "/v1/templates/preview",
+        json={"type": "booking.accepted", "role": "asker", "values": values},
+        headers=ADMIN,
+    )
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["body.values"]
 
 
 CURLY_FR = (

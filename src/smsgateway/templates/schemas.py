@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,6 +12,16 @@ from smsgateway.templates.preview import Preview
 from smsgateway.templates.service import Template
 
 TEMPLATE_MAX_LENGTH = 1000
+
+# Caller-supplied placeholder values (preview, estimates). A value longer than a whole
+# template cannot belong in an SMS, and a bound keeps rendering and counting cheap.
+MAX_PLACEHOLDER_VALUES = 20
+PLACEHOLDER_VALUE_MAX_LENGTH = 1000
+PlaceholderValue = Annotated[str, Field(max_length=PLACEHOLDER_VALUE_MAX_LENGTH)]
+PLACEHOLDER_VALUES_DESCRIPTION = (
+    f"Placeholder values by name (at most {MAX_PLACEHOLDER_VALUES}, each at most"
+    f" {PLACEHOLDER_VALUE_MAX_LENGTH:,} characters); missing ones take sample values"
+)
 
 
 class TemplateOut(BaseModel):
@@ -130,10 +141,10 @@ class PreviewIn(BaseModel):
         max_length=TEMPLATE_MAX_LENGTH,
         description="An unsaved text to try; default: the template in effect",
     )
-    values: dict[str, str] | None = Field(
+    values: dict[str, PlaceholderValue] | None = Field(
         default=None,
-        max_length=20,
-        description="Placeholder values; missing ones take sample values",
+        max_length=MAX_PLACEHOLDER_VALUES,
+        description=PLACEHOLDER_VALUES_DESCRIPTION,
     )
 
 
