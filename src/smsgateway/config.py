@@ -169,6 +169,18 @@ class Settings(BaseSettings):
         description="Addresses or CIDR ranges whose X-Forwarded-For is believed",
     )
     default_rate_limit_per_second: float | None = Field(default=None, gt=0)
+    client_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long an API process keeps a client's row after reading it "
+        "(0: read it on every request); changes made elsewhere take this long to apply",
+    )
+    template_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long an API process keeps the stored templates after reading "
+        "them (0: read them on every message); edits made elsewhere take this long to apply",
+    )
 
     # Request bodies (413 over the limit); per path prefix, the longest prefix wins.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smsgateway.clients.models import ApiClient
 from smsgateway.clients.network import allowed, request_address
 from smsgateway.clients.ratelimit import retry_after_header
-from smsgateway.clients.service import client_for_key
+from smsgateway.clients.service import client_for_key, hash_key
 from smsgateway.config import Settings
 from smsgateway.errors import Problem
 from smsgateway.runtime import Runtime
@@ -81,11 +81,16 @@ async def current_client(
             "Send the API key as 'Authorization: Bearer <key>'.",
             headers=_UNAUTHORIZED,
         )
-    client = await client_for_key(session, credentials.credentials)
+    runtime = get_runtime(request) if request is not None else None
+    key_hash = hash_key(credentials.credentials)
+    client = runtime.client_cache.get(session, key_hash) if runtime is not None else None
     if client is None:
-        raise Problem(401, "unauthorized", "Invalid API key", headers=_UNAUTHORIZED)
-    if request is not None:
-        runtime = get_runtime(request)
+        client = await client_for_key(session, credentials.credentials)
+        if client is None:
+            raise Problem(401, "unauthorized", "Invalid API key", headers=_UNAUTHORIZED)
+        if runtime is not None:
+            runtime.client_cache.put(key_hash, client)
+    if request is not None and runtime is not None:
         _check_address(request, runtime, client)
         _check_rate(runtime, client)
     return client

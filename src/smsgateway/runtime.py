@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from smsgateway.clients.cache import ClientCache
 from smsgateway.clients.ratelimit import RateLimiter
 from smsgateway.config import Settings
 from smsgateway.db import create_engine, session_factory
@@ -20,6 +21,7 @@ from smsgateway.observability.provider import instrument
 from smsgateway.pricing import Pricing, load_pricing
 from smsgateway.providers.base import SmsProvider
 from smsgateway.providers.health import CircuitBreaker
+from smsgateway.templates.cache import TemplateCache
 
 
 @dataclass
@@ -36,6 +38,9 @@ class Runtime:
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
     # This process's Prometheus instruments (see observability.metrics).
     metrics: Metrics = field(default_factory=Metrics)
+    # Clients and stored templates read recently (clients.cache, templates.cache).
+    client_cache: ClientCache = field(default_factory=lambda: ClientCache(0))
+    template_cache: TemplateCache = field(default_factory=lambda: TemplateCache(0))
     # The dispatcher's circuit breaker, when this process runs one (metrics read it).
     breaker: CircuitBreaker | None = None
 
@@ -112,4 +117,6 @@ def build_runtime(
         provider=provider or instrument(build_provider(settings), metrics),
         pricing=build_pricing(settings),
         metrics=metrics,
+        client_cache=ClientCache(settings.client_cache_seconds),
+        template_cache=TemplateCache(settings.template_cache_seconds),
     )

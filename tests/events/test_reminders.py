@@ -384,3 +384,83 @@ async def test_a_booking_moved_too_close_for_a_reminder_loses_the_old_one(
     assert moved["reminders"] == []
     statuses = {r["id"]: r["status"] for r in await _reminders(http, auth)}
     assert {statuses[r["id"]] for r in first["reminders"]} == {"cancelled"}
+
+
+# -- events for one booking at the same moment -------------------------------------
+
+
+async def test_events_for_one_booking_at_once_neither_deadlock_nor_lose_credits(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """Every kind of event for the same bookings, posted together, many times over.
+
+    Cancelling a reminder refunds it and a new event reserves credits: both touch
+    the client's balance row. Each event takes that row last, so events racing
+    for the same booking wait for each other instead of deadlocking (a deadlock
+    would be answered 503). The credits still add up.
+    """
+    client_id, auth = await _client(runtime, "100000")
+    rounds, bookings = 4, 3
+    for round_ in range(rounds):
+        requested = [
+            _event(
+                "booking.requested",
+                _paris(3, 15),
+                event_id=f"req-{round_}-{b}",
+                booking=_booking(f"b-{round_}-{b}", _paris(3, 15)),
+            )
+            for b in range(bookings)
+        ]
+        for body in requested:
+            await _post(http, auth, body)
+        racing = [
+            _event(
+                kind,
+                starts,
+                event_id=f"{kind}-{round_}-{b}-{n}",
+                booking=_booking(f"b-{round_}-{b}", starts),
+            )
+            for b in range(bookings)
+            for n, (kind, starts) in enumerate(
+                [
+                    ("booking.accepted", _paris(3, 15)),
+                    ("booking.accepted", _paris(4, 10)),
+                    ("booking.cancelled", _paris(3, 15)),
+                    ("booking.expiring_soon", _paris(3, 15)),
+                    ("booking.requested", _paris(5, 11)),
+                    ("booking.refused", _paris(3, 15)),
+                ]
+            )
+        ]
+        responses = await asyncio.gather(
+            *(http.post("/v1/booking-events", json=body, headers=auth) for body in racing)
+        )
+        assert [r.status_code for r in responses] == [202] * len(racing), [
+            r.text for r in responses if r.status_code != 202
+        ]
+    async with runtime.sessionmaker() as session:
+        entries = (
+            await session.scalars(select(CreditEntry).where(CreditEntry.client_id == client_id))
+        ).all()
+        statuses = {
+            m: s for m, s in (await session.execute(select(Message.id, Message.status))).all()
+        }
+    held = {e.message_id: -e.delta for e in entries if e.kind == "reserve"}
+    for e in entries:
+        if e.kind == "refund":
+            held.pop(e.message_id, None)
+    balance = await _balance(runtime, client_id)
+    assert sum(e.delta for e in entries) == balance
+    assert balance == Decimal(100000) - sum(held.values(), Decimal(0))
+    # A cancelled message holds nothing; a queued one holds its credits.
+    assert not [m for m in held if statuses[m] == "cancelled"]
+    assert {m for m, s in statuses.items() if s == "queued"} <= set(held)
+
+
+def _booking(booking_id: str, starts_at: datetime) -> dict[str, Any]:
+    return {
+        "id": booking_id,
+        "title": "Kayak for two",
+        "starts_at": starts_at.isoformat(),
+        "expires_at": (starts_at - timedelta(days=1)).isoformat(),
+    }

@@ -137,6 +137,7 @@ async def account(
     and per tag. `rejected`, `blocked` and `cancelled` messages do not count, and
     refunded credits are subtracted. At most 366 days at once."""
     first, last = _range(from_, to)
+    await session.refresh(client)  # the balance as it is now, not as a cache saw it
     return AccountOut(
         id=client.id,
         name=client.name,

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Iterable
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Boolean, Numeric, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.clients.models import ApiClient, CreditEntry
@@ -40,47 +40,117 @@ async def reserve(session: AsyncSession, client_id: str, messages: Iterable[Mess
     needed = sum((m.credits for m in billable), Decimal(0))
     if needed == 0:
         return
+    if session.get_bind().dialect.name == "postgresql":
+        debited = await _reserve_in_one(session, client_id, billable, needed)
+        if debited is None:
+            return  # unlimited
+        balance, threshold, alerted = debited
+        if threshold is not None and threshold > balance and not alerted:
+            await check_alert(session, client_id, balance)
+        return
+    else:
+        row = (
+            await session.execute(
+                update(ApiClient)
+                .where(
+                    ApiClient.id == client_id,
+                    ApiClient.balance.is_not(None),
+                    ApiClient.balance >= needed,
+                )
+                .values(balance=ApiClient.balance - needed)
+                .returning(ApiClient.balance)
+                .execution_options(synchronize_session=False)
+            )
+        ).first()
+        if row is None:
+            left = await session.scalar(select(ApiClient.balance).where(ApiClient.id == client_id))
+            if left is None:
+                return  # unlimited
+            raise _insufficient(needed, left)
+        balance = _known(row[0])
+        now = utcnow()
+        running = balance + needed
+        for message in billable:
+            running -= message.credits
+            session.add(
+                CreditEntry(
+                    client_id=client_id,
+                    kind="reserve",
+                    delta=-message.credits,
+                    balance_after=running,
+                    message_id=message.id,
+                    created_at=now,
+                )
+            )
+    await check_alert(session, client_id, balance)
+
+
+# The debit, its ledger rows and what the caller must know, in one round trip:
+# the client's row stays locked from here to the commit, and every reservation
+# of that client waits for it. No row: the client is unlimited or short of credits.
+_RESERVE = text(
+    """
+    WITH debit AS (
+        UPDATE api_clients SET balance = balance - :needed
+        WHERE id = :client_id AND balance IS NOT NULL AND balance >= :needed
+        RETURNING balance, alert_threshold, low_credit_alerted
+    ), entries AS (
+        INSERT INTO credit_ledger (client_id, kind, delta, balance_after, message_id, created_at)
+        SELECT :client_id, 'reserve', -x.credits, debit.balance + :needed - x.spent,
+               x.message_id, :now
+        FROM debit,
+             unnest(CAST(:ids AS varchar[]), CAST(:credits AS numeric[]),
+                    CAST(:spent AS numeric[])) AS x(message_id, credits, spent)
+    )
+    SELECT balance, alert_threshold, low_credit_alerted FROM debit
+    """
+).columns(balance=Numeric(14, 4), alert_threshold=Numeric(14, 4), low_credit_alerted=Boolean)
+
+
+async def _reserve_in_one(
+    session: AsyncSession, client_id: str, billable: list[Message], needed: Decimal
+) -> tuple[Decimal, Decimal | None, bool] | None:
+    """PostgreSQL: debit and write the ledger in one statement.
+
+    Returns the balance after, the alert threshold and whether the low-credit
+    alert went off already; None for an unlimited client; a 402 problem when
+    the balance is too low.
+    """
+    spent: list[Decimal] = []
+    running = Decimal(0)
+    for message in billable:
+        running += message.credits
+        spent.append(running)
     row = (
         await session.execute(
-            update(ApiClient)
-            .where(
-                ApiClient.id == client_id,
-                ApiClient.balance.is_not(None),
-                ApiClient.balance >= needed,
-            )
-            .values(balance=ApiClient.balance - needed)
-            .returning(ApiClient.balance)
-            .execution_options(synchronize_session=False)
+            _RESERVE,
+            {
+                "client_id": client_id,
+                "needed": needed,
+                "now": utcnow(),
+                "ids": [m.id for m in billable],
+                "credits": [m.credits for m in billable],
+                "spent": spent,
+            },
         )
     ).first()
-    if row is None:
-        left = await session.scalar(select(ApiClient.balance).where(ApiClient.id == client_id))
-        if left is None:
-            return  # unlimited
-        raise Problem(
-            402,
-            "insufficient-credits",
-            "Not enough credits",
-            f"This request needs {_num(needed)} credits and {_num(left)} are left.",
-            credits_needed=float(needed),
-            credits_left=float(left),
-        )
-    balance = _known(row[0])
-    now = utcnow()
-    running = balance + needed
-    for message in billable:
-        running -= message.credits
-        session.add(
-            CreditEntry(
-                client_id=client_id,
-                kind="reserve",
-                delta=-message.credits,
-                balance_after=running,
-                message_id=message.id,
-                created_at=now,
-            )
-        )
-    await check_alert(session, client_id, balance)
+    if row is not None:
+        return Decimal(row.balance), row.alert_threshold, bool(row.low_credit_alerted)
+    left = await session.scalar(select(ApiClient.balance).where(ApiClient.id == client_id))
+    if left is None:
+        return None  # unlimited
+    raise _insufficient(needed, left)
+
+
+def _insufficient(needed: Decimal, left: Decimal) -> Problem:
+    return Problem(
+        402,
+        "insufficient-credits",
+        "Not enough credits",
+        f"This request needs {_num(needed)} credits and {_num(left)} are left.",
+        credits_needed=float(needed),
+        credits_left=float(left),
+    )
 
 
 async def refund(session: AsyncSession, message_id: str, reason: str) -> bool:

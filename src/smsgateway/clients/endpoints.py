@@ -110,7 +110,11 @@ async def get_one(client_id: str, session: SessionDep) -> ClientOut:
     summary="Change a client",
 )
 async def patch(
-    client_id: str, body: ClientUpdate, session: SessionDep, actor: ActorHeader = None
+    client_id: str,
+    body: ClientUpdate,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    actor: ActorHeader = None,
 ) -> ClientOut:
     """Change only the fields given; `null` resets one.
 
@@ -123,6 +127,7 @@ async def patch(
     """
     client = await service.update_client(session, client_id, body, actor=_actor(actor))
     await session.commit()
+    runtime.client_cache.clear()
     return ClientOut.of(client)
 
 
@@ -132,10 +137,11 @@ async def patch(
     responses=_NOT_FOUND,
     summary="Replace a client's API key",
 )
-async def rotate_key(client_id: str, session: SessionDep) -> KeyRotated:
+async def rotate_key(client_id: str, session: SessionDep, runtime: RuntimeDep) -> KeyRotated:
     """A new API key, **shown only in this answer**; the old one stops working at once."""
     client, api_key = await service.rotate_client_key(session, client_id)
     await session.commit()
+    runtime.client_cache.clear()
     return KeyRotated(id=client.id, api_key=api_key, key_prefix=client.key_prefix)
 
 
@@ -145,11 +151,14 @@ async def rotate_key(client_id: str, session: SessionDep) -> KeyRotated:
     responses=_NOT_FOUND,
     summary="Replace a client's webhook signing secret",
 )
-async def rotate_webhook_secret(client_id: str, session: SessionDep) -> WebhookSecretRotated:
+async def rotate_webhook_secret(
+    client_id: str, session: SessionDep, runtime: RuntimeDep
+) -> WebhookSecretRotated:
     """A new secret, **shown only in this answer**; every webhook sent from now on,
     retries of earlier events included, is signed with it."""
     client, secret = await service.rotate_webhook_secret(session, client_id)
     await session.commit()
+    runtime.client_cache.clear()
     return WebhookSecretRotated(id=client.id, webhook_secret=secret)
 
 
@@ -167,7 +176,11 @@ async def rotate_webhook_secret(client_id: str, session: SessionDep) -> WebhookS
     summary="Add or remove credits",
 )
 async def change_credits(
-    client_id: str, body: CreditsChange, session: SessionDep, actor: ActorHeader = None
+    client_id: str,
+    body: CreditsChange,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    actor: ActorHeader = None,
 ) -> ClientOut:
     """Add (`delta` > 0) or remove (`delta` < 0) credits, with a reason kept in the ledger.
 
@@ -177,6 +190,7 @@ async def change_credits(
         session, client_id, body.delta, reason=body.reason, actor=_actor(actor)
     )
     await session.commit()
+    runtime.client_cache.clear()
     return ClientOut.of(client)
 
 
@@ -241,5 +255,6 @@ async def disable(client_id: str, session: SessionDep, runtime: RuntimeDep) -> C
     Disabling twice is harmless."""
     client = await service.disable_client(session, client_id)
     await session.commit()
+    runtime.client_cache.clear()
     runtime.rate_limiter.forget(client.id)
     return ClientOut.of(client)

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smsgateway.config import Settings
 from smsgateway.db import upsert_for, utcnow
 from smsgateway.events.schemas import BookingEventIn, EventReminder, Party
-from smsgateway.events.texts import booking_message, resolve_party
+from smsgateway.events.texts import RecipientMemo, booking_message, resolve_party
 from smsgateway.messages.models import Message
 from smsgateway.messages.notify import status_changed
 from smsgateway.messages.schedule import after_quiet_hours, before_quiet_hours
@@ -102,12 +102,33 @@ def reminder_key(event_type: str, role: str, at: datetime, booking_id: str) -> s
     return f"{event_type}|{role}|{at.astimezone(UTC).isoformat()}|{booking_id}"
 
 
+async def booking_messages(session: AsyncSession, client_id: str, booking_id: str) -> list[Message]:
+    """The booking's messages so far, oldest first: what an event's reminders are decided on.
+
+    Read once per event (a booking has a handful); the steps below filter it.
+    """
+    rows = await session.scalars(
+        select(Message)
+        .where(Message.client_id == client_id, Message.booking_id == booking_id)
+        .order_by(Message.created_at)
+    )
+    return list(rows.all())
+
+
 async def schedule_reminders(
-    session: AsyncSession, runtime: Runtime, client_id: str, event: BookingEventIn
+    session: AsyncSession,
+    runtime: Runtime,
+    client_id: str,
+    event: BookingEventIn,
+    known: list[Message],
+    *,
+    recipients: RecipientMemo | None = None,
+    refunds: list[str] | None = None,
 ) -> list[tuple[Message, bool]]:
     """Insert the reminders ``event`` calls for; each with whether it was created now.
 
-    A reminder that exists already (a repeated event) comes back with False.
+    ``known`` is ``booking_messages`` (less what this event cancelled). A
+    reminder that exists already (a repeated event) comes back with False.
     The caller reserves the new ones' credits with the event's own messages.
     """
     settings = runtime.settings
@@ -124,15 +145,19 @@ async def schedule_reminders(
         key = reminder_key(plan.event_type, role, plan.at, booking.id)
         # The booking moved: the reminder for its old time goes, whatever comes next.
         await cancel_reminders(
-            session, client_id, booking.id, [plan.event_type], role=role, keep=key
+            session, known, [plan.event_type], role=role, keep=key, refunds=refunds
         )
-        recipient = await resolve_party(session, settings, client_id, party)
+        recipient = await resolve_party(session, settings, client_id, party, memo=recipients)
         if recipient.refusal is not None:
             continue  # the event's own message already says why this number gets nothing
         due = reminder_due(plan.at, plan.deadline, recipient.to, settings, now)
         if due is None:
             continue
-        if await _sent_by_marketplace(session, client_id, booking.id, plan.event_type, role):
+        if _sent_by_marketplace(known, plan.event_type, role):
+            continue
+        existing = next((m for m in known if m.reminder_key == key), None)
+        if existing is not None:
+            scheduled.append((existing, False))
             continue
         message = await booking_message(
             session,
@@ -154,6 +179,7 @@ async def schedule_reminders(
         if await _insert_once(session, message):
             scheduled.append((message, True))
             continue
+        # A concurrent twin of this event scheduled it first.
         existing = await session.scalar(
             select(Message).where(Message.client_id == client_id, Message.reminder_key == key)
         )
@@ -162,62 +188,63 @@ async def schedule_reminders(
     return scheduled
 
 
-async def cancel_for(session: AsyncSession, client_id: str, event: BookingEventIn) -> None:
+async def cancel_for(
+    session: AsyncSession,
+    event: BookingEventIn,
+    known: list[Message],
+    *,
+    refunds: list[str] | None = None,
+) -> None:
     """Cancel the booking's queued reminders that ``event`` makes pointless."""
     types = _CANCELS.get(event.type)
     if types:
-        await cancel_reminders(session, client_id, event.booking.id, types)
+        await cancel_reminders(session, known, types, refunds=refunds)
 
 
 async def cancel_reminders(
     session: AsyncSession,
-    client_id: str,
-    booking_id: str,
+    known: list[Message],
     event_types: Iterable[str],
     *,
     role: str | None = None,
     keep: str | None = None,
+    refunds: list[str] | None = None,
 ) -> None:
-    """Cancel queued reminders of the booking (one role's, all but ``keep``) and refund them.
+    """Cancel queued reminders among ``known`` (one role's, all but ``keep``) and refund them.
 
-    Their key is cleared, so the same reminder can be scheduled again if the
-    booking comes back; a reminder the client cancelled itself keeps its key
-    and is not revived by a repeated event.
+    Those cancelled leave ``known``. Their key is cleared, so the same
+    reminder can be scheduled again if the booking comes back; a reminder
+    the client cancelled itself keeps its key and is not revived by a
+    repeated event. ``refunds``: see ``messages.service.settle_queued``.
     """
-    query = select(Message.id).where(
-        Message.client_id == client_id,
-        Message.booking_id == booking_id,
-        Message.kind == REMINDER,
-        Message.event_type.in_(list(event_types)),
-        Message.status == Status.QUEUED.value,
-    )
-    if role is not None:
-        query = query.where(Message.role == role)
-    if keep is not None:
-        query = query.where(Message.reminder_key != keep)
-    for message_id in (await session.scalars(query)).all():
-        if await cancel_queued(session, message_id, reason="booking_changed", reminder_key=None):
-            await status_changed(session, message_id)
+    types = set(event_types)
+    doomed = [
+        m
+        for m in known
+        if m.kind == REMINDER
+        and m.event_type in types
+        and m.status == Status.QUEUED.value
+        and (role is None or m.role == role)
+        and (keep is None or m.reminder_key != keep)
+    ]
+    for message in doomed:
+        known.remove(message)
+        if await cancel_queued(
+            session, message.id, reason="booking_changed", reminder_key=None, refunds=refunds
+        ):
+            await status_changed(session, message.id)
 
 
-async def standing_reminders(
-    session: AsyncSession, client_id: str, event: BookingEventIn
-) -> dict[str, Message]:
+def standing_reminders(event: BookingEventIn, known: list[Message]) -> dict[str, Message]:
     """For a ``*_soon`` event: by role, the reminder already scheduled or sent for it."""
     if event.type not in REMINDER_TYPES:
         return {}
-    rows = await session.scalars(
-        select(Message)
-        .where(
-            Message.client_id == client_id,
-            Message.booking_id == event.booking.id,
-            Message.kind == REMINDER,
-            Message.event_type == event.type,
-            Message.status.in_([s.value for s in _LIVE]),
-        )
-        .order_by(Message.created_at)
-    )
-    return {m.role: m for m in rows if m.role is not None}
+    live = {s.value for s in _LIVE}
+    standing: dict[str, Message] = {}
+    for m in known:  # oldest first: the newest of a role wins, as before
+        if m.kind == REMINDER and m.event_type == event.type and m.status in live and m.role:
+            standing[m.role] = m
+    return standing
 
 
 def describe(message: Message, *, created: bool) -> EventReminder:
@@ -237,23 +264,13 @@ def describe(message: Message, *, created: bool) -> EventReminder:
     )
 
 
-async def _sent_by_marketplace(
-    session: AsyncSession, client_id: str, booking_id: str, event_type: str, role: str
-) -> bool:
+def _sent_by_marketplace(known: list[Message], event_type: str, role: str) -> bool:
     """Whether the marketplace already posted this text itself (then no reminder)."""
-    found = await session.scalar(
-        select(Message.id)
-        .where(
-            Message.client_id == client_id,
-            Message.booking_id == booking_id,
-            Message.event_type == event_type,
-            Message.role == role,
-            Message.kind != REMINDER,
-            Message.status.in_([s.value for s in _LIVE]),
-        )
-        .limit(1)
+    live = {s.value for s in _LIVE}
+    return any(
+        m.kind != REMINDER and m.event_type == event_type and m.role == role and m.status in live
+        for m in known
     )
-    return found is not None
 
 
 async def _insert_once(session: AsyncSession, message: Message) -> bool:

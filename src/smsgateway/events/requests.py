@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.db import upsert_for, utcnow
@@ -35,26 +35,35 @@ async def open_request(
     other requests open, so a bare YES would be ambiguous).
     """
     now = utcnow()
-    others = (
+    # One read: the number's other open requests (their codes are taken) and
+    # this booking's own request, if any (it keeps its code when still free).
+    rows = (
         await session.scalars(
             select(BookingRequest).where(
-                BookingRequest.number == number,
-                BookingRequest.status == "open",
-                BookingRequest.booking_id != booking_id,
+                or_(
+                    and_(
+                        BookingRequest.number == number,
+                        BookingRequest.status == "open",
+                        BookingRequest.booking_id != booking_id,
+                    ),
+                    and_(
+                        BookingRequest.client_id == client_id,
+                        BookingRequest.booking_id == booking_id,
+                    ),
+                )
             )
         )
     ).all()
-    live_codes = {r.code for r in others if r.expires_at is None or r.expires_at > now}
-    request = await session.scalar(
-        select(BookingRequest).where(
-            BookingRequest.client_id == client_id, BookingRequest.booking_id == booking_id
-        )
-    )
-    code = (
-        request.code
-        if request is not None and request.code not in live_codes
-        else _new_code(live_codes)
-    )
+    own = next((r for r in rows if (r.client_id, r.booking_id) == (client_id, booking_id)), None)
+    live_codes = {
+        r.code
+        for r in rows
+        if r is not own
+        and r.number == number
+        and r.status == "open"
+        and (r.expires_at is None or r.expires_at > now)
+    }
+    code = own.code if own is not None and own.code not in live_codes else _new_code(live_codes)
     values = {
         "title": title[:200],
         "user_ref": user_ref,
@@ -68,15 +77,12 @@ async def open_request(
     # An upsert, so two events for the same booking arriving together both
     # land (the later one wins) instead of one failing on the unique index.
     insert = upsert_for(session)
-    await session.execute(
+    request = await session.scalar(
         insert(BookingRequest)
         .values(client_id=client_id, booking_id=booking_id, created_at=now, **values)
         .on_conflict_do_update(index_elements=["client_id", "booking_id"], set_=values)
-    )
-    request = await session.scalar(
-        select(BookingRequest)
-        .where(BookingRequest.client_id == client_id, BookingRequest.booking_id == booking_id)
-        .execution_options(populate_existing=True)
+        .returning(BookingRequest),
+        execution_options={"populate_existing": True},
     )
     assert request is not None
     return request, bool(live_codes)

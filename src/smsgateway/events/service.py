@@ -7,14 +7,15 @@ import json
 import logging
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.clients.credits import reserve
+from smsgateway.clients.credits import refund, reserve
 from smsgateway.clients.models import ApiClient
+from smsgateway.db import upsert_for, utcnow
 from smsgateway.errors import Problem
 from smsgateway.events.models import BookingEvent
 from smsgateway.events.reminders import (
+    booking_messages,
     cancel_for,
     describe,
     schedule_reminders,
@@ -22,7 +23,7 @@ from smsgateway.events.reminders import (
 )
 from smsgateway.events.requests import close_requests, open_request
 from smsgateway.events.schemas import BookingEventAccepted, BookingEventIn, EventMessage, Party
-from smsgateway.events.texts import booking_message, resolve_party
+from smsgateway.events.texts import RecipientMemo, booking_message, resolve_party
 from smsgateway.messages.models import Message, new_message_id
 from smsgateway.messages.service import announce_queued
 from smsgateway.messages.states import Status
@@ -50,6 +51,11 @@ async def accept_event(
 
     Returns the answer and whether it was created now (False: a replay).
     The same ``event_id`` with another body is a 409.
+
+    Locks are taken in one order by every event: the booking's request and
+    messages first, the client's balance row (refunds, then the reservation)
+    last, so two events for one booking arriving together wait for each
+    other instead of deadlocking.
     """
     digest = body_hash(event)
     client_id = client.id  # read now: a rollback below expires loaded objects
@@ -57,40 +63,23 @@ async def accept_event(
     if existing is not None:
         return _replay(existing, digest), False
 
-    record = BookingEvent(
-        client_id=client.id,
-        event_id=event.event_id,
-        event_type=event.type,
-        booking_id=event.booking.id,
-        body_hash=digest,
-        response={},
-    )
-    session.add(record)
-    try:
-        # Claims the event id first, so a concurrent duplicate fails here and
-        # not after rendering its messages.
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        existing = await _recorded(session, client_id, event.event_id)
-        if existing is None:  # pragma: no cover - the winner rolled back
-            raise Problem(
-                409, "event-in-progress", "Event is being processed", "Retry the request."
-            ) from None
-        return _replay(existing, digest), False
-
+    recipients: RecipientMemo = {}
+    refunds: list[str] = []  # reminders cancelled here, refunded last (see above)
     if event.type in _SETTLING:
         await close_requests(session, client_id, event.booking.id)
-    await cancel_for(session, client_id, event)
+    known = await booking_messages(session, client_id, event.booking.id)
+    await cancel_for(session, event, known, refunds=refunds)
     # A role whose reminder is scheduled or sent already gets nothing more.
-    standing = await standing_reminders(session, client_id, event)
+    standing = standing_reminders(event, known)
     messages = [
-        await _message_for(session, runtime, client, event, role)
+        await _message_for(session, runtime, client_id, event, role, recipients)
         for role in RECIPIENTS[event.type]
         if role not in standing
     ]
     session.add_all(messages)
-    reminders = await schedule_reminders(session, runtime, client_id, event)
+    reminders = await schedule_reminders(
+        session, runtime, client_id, event, known, recipients=recipients, refunds=refunds
+    )
     answer = BookingEventAccepted(
         event_id=event.event_id,
         messages=[
@@ -109,14 +98,23 @@ async def accept_event(
         reminders=[describe(m, created=False) for m in standing.values()]
         + [describe(m, created=created) for m, created in reminders],
     )
-    record.response = answer.model_dump(mode="json")
+    await session.flush()  # the messages, before the event id is claimed
+    if not await _record(session, client_id, event, digest, answer):
+        # The same event_id was committed meanwhile (a concurrent duplicate):
+        # all of this goes, and its answer is replayed.
+        await session.rollback()
+        existing = await _recorded(session, client_id, event.event_id)
+        if existing is None:  # pragma: no cover - the winner rolled back
+            raise Problem(
+                409, "event-in-progress", "Event is being processed", "Retry the request."
+            ) from None
+        return _replay(existing, digest), False
     if any(m.status == Status.QUEUED for m in messages):
         await announce_queued(session, runtime)
-    # Everything else is written first and the reservation comes last: its UPDATE locks
-    # the client's balance row until the commit, and every event of that client waits
-    # for that lock (bench/profile.py contention). One reservation: the event is
-    # accepted with its new reminders or not at all (402, and all of it rolls back).
-    await session.flush()
+    for message_id in refunds:
+        await refund(session, message_id, "booking_changed")
+    # One reservation: the event is accepted with its new reminders or not at all
+    # (402, and all of it rolls back).
     await reserve(session, client_id, [*messages, *(m for m, created in reminders if created)])
     await session.commit()
     runtime.wakeup.set()
@@ -137,6 +135,32 @@ async def _recorded(session: AsyncSession, client_id: str, event_id: str) -> Boo
     )
 
 
+async def _record(
+    session: AsyncSession,
+    client_id: str,
+    event: BookingEventIn,
+    digest: str,
+    answer: BookingEventAccepted,
+) -> bool:
+    """Write the idempotency record with its answer; False if the event id is taken."""
+    insert = upsert_for(session)
+    claimed = await session.scalar(
+        insert(BookingEvent)
+        .values(
+            client_id=client_id,
+            event_id=event.event_id,
+            event_type=event.type,
+            booking_id=event.booking.id,
+            body_hash=digest,
+            response=answer.model_dump(mode="json"),
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["client_id", "event_id"])
+        .returning(BookingEvent.id)
+    )
+    return claimed is not None
+
+
 def _replay(existing: BookingEvent, digest: str) -> BookingEventAccepted:
     if existing.body_hash != digest:
         raise Problem(
@@ -149,20 +173,25 @@ def _replay(existing: BookingEvent, digest: str) -> BookingEventAccepted:
 
 
 async def _message_for(
-    session: AsyncSession, runtime: Runtime, client: ApiClient, event: BookingEventIn, role: str
+    session: AsyncSession,
+    runtime: Runtime,
+    client_id: str,
+    event: BookingEventIn,
+    role: str,
+    recipients: RecipientMemo,
 ) -> Message:
     settings = runtime.settings
     party: Party | None = getattr(event, role)
     assert party is not None  # guaranteed by BookingEventIn's validator
     other: Party | None = event.offeror if role == "asker" else event.asker
-    recipient = await resolve_party(session, settings, client.id, party)
+    recipient = await resolve_party(session, settings, client_id, party, memo=recipients)
     booking = event.booking
     message_id = new_message_id()
     reply_code: str | None = None
     if event.type == "booking.requested" and role == "offeror" and recipient.refusal is None:
         request, show_code = await open_request(
             session,
-            client_id=client.id,
+            client_id=client_id,
             booking_id=booking.id,
             title=booking.title,
             user_ref=party.user_ref,
@@ -174,7 +203,7 @@ async def _message_for(
     return await booking_message(
         session,
         runtime,
-        client_id=client.id,
+        client_id=client_id,
         event_id=event.event_id,
         event_type=event.type,
         role=role,

@@ -24,12 +24,24 @@ from smsgateway.templates.defaults import offered_placeholders
 from smsgateway.templates.render import clip, first_name, format_when, reply_words
 from smsgateway.templates.service import find_template
 
+# Recipients already resolved for one event, by (user_ref, phone): a party's
+# message and its reminder need the same look-up.
+RecipientMemo = dict[tuple[str | None, str | None], Recipient]
+
 
 async def resolve_party(
-    session: AsyncSession, settings: Settings, client_id: str, party: Party
+    session: AsyncSession,
+    settings: Settings,
+    client_id: str,
+    party: Party,
+    *,
+    memo: RecipientMemo | None = None,
 ) -> Recipient:
     """The party's number: the one given, else the registered one; with its refusal."""
-    return await resolve_recipient(
+    key = (party.user_ref, party.phone)
+    if memo is not None and key in memo:
+        return memo[key]
+    recipient = await resolve_recipient(
         session,
         client_id=client_id,
         user_ref=party.user_ref,
@@ -37,6 +49,9 @@ async def resolve_party(
         require_verified=settings.require_verified_phone,
         default_region=settings.default_region,
     )
+    if memo is not None:
+        memo[key] = recipient
+    return recipient
 
 
 async def booking_message(
@@ -70,6 +85,7 @@ async def booking_message(
         role,
         party.language or recipient.language,
         runtime.settings.default_language,
+        cache=runtime.template_cache,
     )
     language = template.language
     yes, no = reply_words(language)

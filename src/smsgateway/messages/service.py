@@ -191,11 +191,16 @@ async def cancel_message(session: AsyncSession, client_id: str, message_id: str)
 
 
 async def cancel_queued(
-    session: AsyncSession, message_id: str, *, reason: str, **values: object
+    session: AsyncSession,
+    message_id: str,
+    *,
+    reason: str,
+    refunds: list[str] | None = None,
+    **values: object,
 ) -> bool:
     """Cancel the message if it is still ``queued`` (see ``settle_queued``); False if not.
 
-    ``values`` are further columns to set.
+    ``values`` are further columns to set; ``refunds`` as for ``settle_queued``.
     """
     settled = await settle_queued(
         session,
@@ -204,6 +209,7 @@ async def cancel_queued(
         reason=reason,
         refund_reason=reason,
         values=values,
+        refunds=refunds,
     )
     return bool(settled)
 
@@ -247,12 +253,17 @@ async def settle_queued(
     refund_reason: str,
     notify: bool = True,
     values: Mapping[str, object] | None = None,
+    refunds: list[str] | None = None,
 ) -> list[str]:
     """End the ``queued`` messages matching ``where`` as ``status`` (cancelled, blocked).
 
     Only rows still queued at the update are touched (a worker may have taken
     some since). Their credits come back, except for an *uncertain* message:
     its SMS may already have gone, and been billed. Returns the ids settled.
+
+    With ``refunds``, the ids to refund are appended to it for the caller to
+    refund (``credits.refund``) later in the transaction instead: the refund
+    locks the client's balance row, which a booking event takes last of all.
     """
     now = utcnow()
     rows = (
@@ -272,7 +283,11 @@ async def settle_queued(
         )
     ).all()
     for message_id, uncertain in rows:
-        if not uncertain:
+        if uncertain:
+            pass
+        elif refunds is not None:
+            refunds.append(message_id)
+        else:
             await refund(session, message_id, refund_reason)
         if notify:
             await status_changed(session, message_id)

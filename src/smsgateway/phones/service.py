@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.phones.models import NumberState, UserPhone
-from smsgateway.phones.numbers import InvalidNumber, normalise
+from smsgateway.phones.numbers import InvalidNumber, PhoneNumber, normalise
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,39 @@ async def resolve_recipient(
     Order of refusals: no usable number (``rejected``), then the number's own
     state for every client (``opted_out``, ``suspended``), then verification.
     """
+    if phone is not None and user_ref is not None:
+        try:
+            number = normalise(phone, default_region)
+        except InvalidNumber:
+            pass
+        else:
+            # The common case, in one round trip: the user's registry entry and the
+            # number's own state.
+            row = (
+                await session.execute(
+                    select(
+                        UserPhone.number,
+                        UserPhone.language,
+                        UserPhone.status,
+                        NumberState.opted_out_at,
+                        NumberState.suspended_at,
+                    )
+                    .select_from(select(literal(1).label("one")).subquery())
+                    .outerjoin(
+                        UserPhone,
+                        and_(UserPhone.client_id == client_id, UserPhone.user_ref == user_ref),
+                    )
+                    .outerjoin(NumberState, NumberState.number == number.e164)
+                )
+            ).one()
+            return _decide(
+                number,
+                row.language,
+                registered=(row.number, row.status) if row.status is not None else None,
+                opted_out=row.opted_out_at is not None,
+                suspended=row.suspended_at is not None,
+                require_verified=require_verified,
+            )
     registered = None
     if user_ref is not None:
         registered = await session.scalar(
@@ -50,16 +83,30 @@ async def resolve_recipient(
         number = normalise(raw, default_region)
     except InvalidNumber as exc:
         return Recipient(raw[:64], None, language, ("rejected", exc.reason))
-
     state = await session.get(NumberState, number.e164)
-    if state is not None and state.opted_out_at is not None:
+    return _decide(
+        number,
+        language,
+        registered=(registered.number, registered.status) if registered else None,
+        opted_out=state is not None and state.opted_out_at is not None,
+        suspended=state is not None and state.suspended_at is not None,
+        require_verified=require_verified,
+    )
+
+
+def _decide(
+    number: PhoneNumber,
+    language: str | None,
+    *,
+    registered: tuple[str, str] | None,  # the registry's (number, status)
+    opted_out: bool,
+    suspended: bool,
+    require_verified: bool,
+) -> Recipient:
+    if opted_out:
         return Recipient(number.e164, number.country, language, ("blocked", "opted_out"))
-    if state is not None and state.suspended_at is not None:
+    if suspended:
         return Recipient(number.e164, number.country, language, ("blocked", "suspended"))
-    if require_verified and not (
-        registered is not None
-        and registered.number == number.e164
-        and registered.status == "verified"
-    ):
+    if require_verified and registered != (number.e164, "verified"):
         return Recipient(number.e164, number.country, language, ("blocked", "unverified"))
     return Recipient(number.e164, number.country, language, None)

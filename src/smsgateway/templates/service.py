@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smsgateway.db import utcnow
 from smsgateway.encoding import SmsParts, analyse
 from smsgateway.errors import Problem
+from smsgateway.templates.cache import TemplateCache, templates_changed
 from smsgateway.templates.defaults import (
     DEFAULT_TEMPLATES,
     PLACEHOLDERS,
@@ -186,13 +187,21 @@ async def find_template(
     role: str,
     language: str | None,
     default_language: str,
+    *,
+    cache: TemplateCache | None = None,
 ) -> Template:
     """The template a recipient reading ``language`` gets.
 
     Falls back from a regional tag to its primary language, then to the default
     language, then to English, over stored texts and shipped defaults alike.
+    With a ``cache``, the (type, role)'s templates are read from it when fresh.
     """
-    available = _effective(event_type, role, await _stored(session, event_type, role))
+    pair = (event_type, role)
+    available = cast("dict[str, Template] | None", cache.get(pair) if cache else None)
+    if available is None:
+        available = _effective(event_type, role, await _stored(session, event_type, role))
+        if cache is not None:
+            cache.put(pair, available)
     return available[resolve_language(language, available, default_language)]
 
 
@@ -269,6 +278,7 @@ async def put_template(
         session.add(row)
     row.text, row.updated_at, row.updated_by = text, now, actor
     session.add(_change(row, "put", old_text, text, actor, now))
+    templates_changed()
     try:
         await session.flush()
     except IntegrityError as exc:  # a concurrent PUT created the same language first
@@ -298,6 +308,7 @@ async def delete_template(
     session.add(_change(row, "delete", row.text, None, actor, utcnow()))
     await session.delete(row)
     await session.flush()
+    templates_changed()
 
 
 def _change(
