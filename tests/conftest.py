@@ -8,9 +8,6 @@ table is emptied after each test.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from smsgateway.app import create_app
 from smsgateway.clients.service import create_client
@@ -28,6 +24,7 @@ from smsgateway.migrate import upgrade
 from smsgateway.models import Base
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime, build_runtime
+from tests.databases import own_postgres_database, postgres_server_url
 
 CALLBACK_TOKEN = "cb-token-for-tests"
 ADMIN_TOKEN = "admin-token-for-tests"
@@ -41,31 +38,16 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server of ``SMSGW_TEST_DATABASE_URL``, dropped at the end, so runs never
     see each other's rows.
     """
-    server_url = os.environ.get("SMSGW_TEST_DATABASE_URL")
-    if not server_url:
+    server_url = postgres_server_url()
+    if server_url is None:
         path: Path = tmp_path_factory.mktemp("db") / "test.db"
         url = f"sqlite+aiosqlite:///{path}"
         upgrade(url)
         yield url
         return
-    base = make_url(server_url)
-    name = f"{base.database or 'test'}_{secrets.token_hex(4)}"
-    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
+    with own_postgres_database(server_url, make_url(server_url).database or "test") as url:
         upgrade(url)
         yield url
-    finally:
-        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def _admin(server_url: str, statement: str) -> None:
-    engine = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

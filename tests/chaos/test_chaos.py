@@ -42,20 +42,20 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from tests.chaos.processes import (
+from tests.chaos.summary import record_summary
+from tests.databases import own_postgres_database, postgres_server_url
+from tests.processes import (
     Process,
     create_client,
     fake_ovh_endpoint,
     free_port,
     gateway_env,
     ovh_settings,
-    own_postgres_database,
-    postgres_server_url,
+    process_group,
     run_command,
     start_fake_ovh,
     wait_until_ok,
 )
-from tests.chaos.summary import record_summary
 
 pytestmark = [
     pytest.mark.chaos,
@@ -192,14 +192,14 @@ def make_events(count: int, rng: random.Random) -> list[dict[str, Any]]:
 
 
 class Chaos:
-    def __init__(self, logs: Path, database_url: str) -> None:
+    def __init__(self, logs: Path, database_url: str, processes: list[Process]) -> None:
         self.logs = logs
         self.database_url = database_url
         self.rng = random.Random(SEED)  # reproducible chaos
         self.token = f"cb-{secrets.token_hex(8)}"
         self.ports = [free_port(), free_port()]
         self.apis = [f"http://127.0.0.1:{port}" for port in self.ports]
-        self.processes: list[Process] = []
+        self.processes = processes  # stopped by the caller's process_group
         self.workers: list[Process] = []
         self.tally = Tally()
         self.quota = EVENTS * 4
@@ -235,10 +235,6 @@ class Chaos:
             self.workers.append(worker)
         for api, process in zip(self.apis, self.processes[1:3], strict=True):
             wait_until_ok(f"{api}/readyz", process)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.stop()
 
     # -- the run ---------------------------------------------------------------
 
@@ -559,14 +555,8 @@ async def scenario(chaos: Chaos) -> str:
 def test_nothing_lost_nothing_sent_twice_under_chaos(tmp_path: Path) -> None:
     server_url = postgres_server_url()
     assert server_url is not None
-    with own_postgres_database(server_url, "smsgw_chaos", asynchronous_commit=True) as database_url:
-        chaos = Chaos(tmp_path, database_url)
-        try:
-            chaos.start()
-            asyncio.run(scenario(chaos))
-        except BaseException:
-            for process in chaos.processes:
-                print(process.log_tail(60))  # shown by pytest when the test fails
-            raise
-        finally:
-            chaos.stop()
+    database = own_postgres_database(server_url, "smsgw_chaos", asynchronous_commit=True)
+    with database as database_url, process_group() as processes:
+        chaos = Chaos(tmp_path, database_url, processes)
+        chaos.start()
+        asyncio.run(scenario(chaos))

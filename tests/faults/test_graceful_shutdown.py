@@ -17,8 +17,6 @@ import asyncio
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +24,20 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.chaos.processes import (
+from tests.chaos.summary import record_summary
+from tests.databases import own_database
+from tests.processes import (
     Process,
     create_client,
     fake_ovh_endpoint,
     free_port,
     gateway_env,
     ovh_settings,
-    own_postgres_database,
-    postgres_server_url,
+    process_group,
     run_command,
     start_fake_ovh,
     wait_until_ok,
 )
-from tests.chaos.summary import record_summary
 
 MESSAGES = 12
 EXIT_BOUND_S = 10.0
@@ -56,16 +54,6 @@ SETTINGS = {
     "provider_calls_per_minute": "0",
     "dlr_check_interval_seconds": "0",
 }
-
-
-@contextmanager
-def database(tmp_path: Path) -> Iterator[str]:
-    server = postgres_server_url()
-    if server is None:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'shutdown.db'}"
-        return
-    with own_postgres_database(server, "smsgw_shutdown") as url:
-        yield url
 
 
 def rows(database_url: str) -> list[dict[str, Any]]:
@@ -119,12 +107,11 @@ def stop_in_the_middle(process: Process, fake: str, database_url: str) -> tuple[
 
 
 def test_sigterm_finishes_or_releases_what_it_holds(tmp_path: Path) -> None:
-    fake = start_fake_ovh(tmp_path, callback_urls=[])
-    processes = [fake]
-    try:
+    with process_group() as processes:
+        processes.append(fake := start_fake_ovh(tmp_path, callback_urls=[]))
         endpoint = fake_ovh_endpoint(fake)
         fake_url = endpoint.removesuffix("/1.0")
-        with database(tmp_path) as database_url:
+        with own_database(tmp_path, "smsgw_shutdown") as database_url:
             env = gateway_env(
                 database_url, **ovh_settings(endpoint, secrets.token_hex(8)), **SETTINGS
             )
@@ -173,13 +160,6 @@ def test_sigterm_finishes_or_releases_what_it_holds(tmp_path: Path) -> None:
             final = rows(database_url)
             sent = httpx.get(f"{fake_url}/_control/sent").json()
             stats = httpx.get(f"{fake_url}/_control/stats").json()
-    except BaseException:
-        for process in processes:
-            print(process.log_tail(60))
-        raise
-    finally:
-        for process in processes:
-            process.stop()
 
     assert worker_exit[0] == 0 and worker_exit[1] < EXIT_BOUND_S, (worker_exit, worker.log_tail())
     assert serve_exit[0] == 0 and serve_exit[1] < EXIT_BOUND_S, (serve_exit, serve.log_tail())

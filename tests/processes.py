@@ -1,31 +1,26 @@
-"""Real processes for the chaos and fault tests: the gateway's and the fake OVHcloud API.
+"""Real processes for end-to-end, fault and chaos tests: the gateway's and the fake OVHcloud API.
 
 Each process writes its output to a log file in the test's directory; ``stop`` ends it
-(SIGTERM, then SIGKILL), ``kill`` ends it at once, as a crash would. A PostgreSQL
-database of its own is made for each test (the suite's shared one is emptied after
-every test), and dropped at the end.
+(SIGTERM, then SIGKILL), ``kill`` ends it at once, as a crash would. Such tests run on
+a database of their own (``tests.databases``): the suite's shared one is emptied after
+every test.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
-import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 OVH_KEYS = {
     "application_key": "chaos-application-key",
@@ -36,51 +31,11 @@ SERVICE = "sms-chaos12345-1"
 START_DEADLINE_S = 30.0
 
 
-def postgres_server_url() -> str | None:
-    """The PostgreSQL server the suite runs on, or None on SQLite."""
-    url = os.environ.get("SMSGW_TEST_DATABASE_URL", "")
-    return url if url.startswith("postgresql") else None
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-async def _admin(server_url: str, statement: str) -> None:
-    url = make_url(server_url).set(database="postgres")
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
-@contextmanager
-def own_postgres_database(
-    server_url: str, prefix: str, *, asynchronous_commit: bool = False
-) -> Iterator[str]:
-    """A new, empty database on ``server_url``'s server; dropped afterwards.
-
-    ``asynchronous_commit`` makes commits return before PostgreSQL has flushed them
-    to disk: faster, and only a crash of PostgreSQL itself could lose them, which
-    these tests never cause (they kill the gateway's processes, not the database).
-    """
-    name = f"{prefix}_{secrets.token_hex(5)}"
-    _run_async(_admin(server_url, f'CREATE DATABASE "{name}"'))
-    if asynchronous_commit:
-        _run_async(_admin(server_url, f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        _run_async(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def _run_async(coroutine: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(coroutine)  # from sync code only: the chaos test runs its own loop
 
 
 def gateway_env(database_url: str, **settings: str) -> dict[str, str]:
@@ -168,6 +123,24 @@ class Process:
 
     def log_tail(self, lines: int = 40) -> str:
         return f"--- {self.name} log ---\n" + "\n".join(self.log_text().splitlines()[-lines:])
+
+
+@contextmanager
+def process_group(tail_lines: int = 60) -> Iterator[list[Process]]:
+    """A list to append started processes to; each is stopped when the block ends.
+
+    When the block fails, the tail of each one's log is printed (pytest shows it).
+    """
+    processes: list[Process] = []
+    try:
+        yield processes
+    except BaseException:
+        for process in processes:
+            print(process.log_tail(tail_lines))
+        raise
+    finally:
+        for process in processes:
+            process.stop()
 
 
 def run_command(args: list[str], env: dict[str, str], cwd: Path) -> str:
