@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 from sqlalchemy import select, update
@@ -16,21 +17,27 @@ from smsgateway.providers.base import TransientProviderError
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.providers.health import circuit_state, take_call
 from smsgateway.runtime import Runtime
+from tests.conftest import CALLBACK_TOKEN
+from tests.helpers import balance, make_due, new_client, send_message, stored_messages
 
 TEXT = "Pool closed today for maintenance."
 NUMBERS = [f"+336110000{n:02d}" for n in range(12)]
 
 
 async def _send(http: httpx.AsyncClient, auth: dict[str, str], to: str, text: str = TEXT) -> str:
-    response = await http.post("/v1/messages", json={"to": to, "text": text}, headers=auth)
-    assert response.status_code == 202, response.text
-    message_id: str = response.json()["id"]
+    message_id: str = (await send_message(http, auth, to=to, text=text))["id"]
     return message_id
 
 
-async def _messages(runtime: Runtime) -> dict[str, Message]:
-    async with runtime.sessionmaker() as session:
-        return {m.id: m for m in (await session.scalars(select(Message))).all()}
+async def _assert_sent_in_one_job_and_each_adopted(
+    runtime: Runtime, provider: FakeProvider
+) -> None:
+    """One job reached the provider, and each message holds its own receiver's id."""
+    stored = await stored_messages(runtime)
+    assert {m.status for m in stored.values()} == {"submitted"}
+    assert len(provider.sent) == 1
+    for message in stored.values():
+        assert provider.receivers[message.provider_id or ""] == message.to
 
 
 async def test_identical_texts_go_as_one_job_with_ids_mapped_back(
@@ -46,7 +53,7 @@ async def test_identical_texts_go_as_one_job_with_ids_mapped_back(
     await dispatcher.run_once()
     sizes = sorted(len(job.receivers) for job in provider.sent)
     assert sizes == [1, 2, 5, 5]  # 12 identical texts in jobs of at most 5, and the other one
-    stored = await _messages(runtime)
+    stored = await stored_messages(runtime)
     for message_id, number in ids.items():
         message = stored[message_id]
         assert message.status == "submitted"
@@ -79,14 +86,9 @@ async def test_a_lost_batch_answer_is_adopted_per_receiver(
         await _send(http, auth, number)
     provider.fail_after_accept_next = [TransientProviderError("read timeout", uncertain=True)]
     await dispatcher.run_once()
-    async with runtime.sessionmaker() as session, session.begin():
-        await session.execute(update(Message).values(due_at=utcnow()))
+    await make_due(runtime)
     await dispatcher.run_once()
-    stored = await _messages(runtime)
-    assert {m.status for m in stored.values()} == {"submitted"}
-    assert len(provider.sent) == 1  # adopted, not sent again
-    for message in stored.values():
-        assert provider.receivers[message.provider_id or ""] == message.to
+    await _assert_sent_in_one_job_and_each_adopted(runtime, provider)  # adopted, not resent
 
 
 async def test_a_message_past_its_validity_expires_unsent_and_is_refunded(
@@ -95,24 +97,15 @@ async def test_a_message_past_its_validity_expires_unsent_and_is_refunded(
     dispatcher: Dispatcher,
     provider: FakeProvider,
 ) -> None:
-    from decimal import Decimal
-
-    from smsgateway.clients.models import ApiClient
-    from smsgateway.clients.service import create_client
-
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name="v", quota=Decimal(3))
-    auth = {"Authorization": f"Bearer {created.api_key}"}
+    auth, client_id = await new_client(runtime, "v", quota=Decimal(3))
     message_id = await _send(http, auth, NUMBERS[0])
     async with runtime.sessionmaker() as session, session.begin():
         await session.execute(update(Message).values(valid_until=utcnow() - timedelta(seconds=1)))
     await dispatcher.run_once()
-    message = (await _messages(runtime))[message_id]
+    message = (await stored_messages(runtime))[message_id]
     assert (message.status, message.reason) == ("expired", "validity_exceeded")
     assert provider.sent == []
-    async with runtime.sessionmaker() as session:
-        client = await session.get(ApiClient, created.client.id)
-        assert client is not None and client.balance == Decimal(3)
+    assert await balance(runtime, client_id) == Decimal(3)
 
 
 async def test_the_circuit_opens_after_repeated_failures_and_closes_after_a_probe(
@@ -135,8 +128,7 @@ async def test_the_circuit_opens_after_repeated_failures_and_closes_after_a_prob
         assert await circuit_state(session, "fake") == "open"
     ready = (await http.get("/readyz")).json()
     assert ready["provider_circuit"] == "open"
-    async with runtime.sessionmaker() as session, session.begin():
-        await session.execute(update(Message).values(due_at=utcnow()))
+    await make_due(runtime)
     assert await dispatcher.run_once() == 0  # open: nothing is claimed
     clock[0] += 31  # the cooldown has passed
     assert await dispatcher.run_once() == 1  # half-open: one probe
@@ -163,7 +155,7 @@ async def test_the_call_budget_holds_across_workers_and_releases_messages(
         await _send(http, auth, number, text=f"text for {number}")
     await dispatcher.run_once()
     assert len(provider.sent) == 2
-    stored = await _messages(runtime)
+    stored = await stored_messages(runtime)
     waiting = [m for m in stored.values() if m.status == "queued"]
     assert len(waiting) == 2
     now = utcnow()
@@ -187,7 +179,7 @@ async def test_missing_delivery_reports_are_looked_up(
     silent = await _send(http, auth, NUMBERS[1], text="two")
     stale = await _send(http, auth, NUMBERS[2], text="three")
     await dispatcher.run_once()
-    stored = await _messages(runtime)
+    stored = await stored_messages(runtime)
     provider.reports[stored[delivered].provider_id or ""] = (1, 4)
     long_ago = utcnow() - timedelta(hours=2)
     async with runtime.sessionmaker() as session, session.begin():
@@ -199,7 +191,7 @@ async def test_missing_delivery_reports_are_looked_up(
         )
     checker = ReportChecker(runtime)
     assert await checker.check_once() == 2
-    stored = await _messages(runtime)
+    stored = await stored_messages(runtime)
     assert stored[delivered].status == "delivered"
     assert stored[silent].status == "submitted"
     assert stored[silent].checked_at is not None
@@ -221,10 +213,9 @@ async def test_an_uncertain_batch_never_gives_one_receiver_anothers_id(
     provider.invalid_receivers = {invalid}
     provider.fail_after_accept_next = [TransientProviderError("read timeout", uncertain=True)]
     await dispatcher.run_once()
-    async with runtime.sessionmaker() as session, session.begin():
-        await session.execute(update(Message).values(due_at=utcnow()))
+    await make_due(runtime)
     await dispatcher.run_once()
-    stored = await _messages(runtime)
+    stored = await stored_messages(runtime)
     assert (stored[second].status, stored[second].provider_id) == ("submitted", "fake-1")
     assert (stored[first].status, stored[first].reason) == ("failed", "invalid_receiver")
     assert stored[first].provider_id is None
@@ -257,11 +248,8 @@ async def test_a_worker_dying_mid_batch_leaves_each_message_findable(
     async with runtime.sessionmaker() as session, session.begin():
         await session.execute(update(Message).values(lease_until=utcnow() - timedelta(seconds=1)))
     await dispatcher.run_once()
-    stored = await _messages(runtime)
-    assert {m.status for m in stored.values()} == {"submitted"}
-    assert len(provider.sent) == 1  # each adopted, none sent twice
-    for message in stored.values():
-        assert provider.receivers[message.provider_id or ""] == message.to
+    # Each message is adopted from the one job the doomed worker sent: none goes twice.
+    await _assert_sent_in_one_job_and_each_adopted(runtime, provider)
 
 
 async def test_a_message_that_may_have_gone_is_not_cancelled_nor_refunded(
@@ -270,15 +258,7 @@ async def test_a_message_that_may_have_gone_is_not_cancelled_nor_refunded(
     dispatcher: Dispatcher,
     provider: FakeProvider,
 ) -> None:
-    from decimal import Decimal
-
-    from smsgateway.clients.models import ApiClient
-    from smsgateway.clients.service import create_client
-    from tests.conftest import CALLBACK_TOKEN
-
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name="u", quota=Decimal(5))
-    auth = {"Authorization": f"Bearer {created.api_key}"}
+    auth, client_id = await new_client(runtime, "u", quota=Decimal(5))
     message_id = await _send(http, auth, NUMBERS[0])
     provider.fail_after_accept_next = [TransientProviderError("read timeout", uncertain=True)]
     await dispatcher.run_once()  # the provider has it; we do not know
@@ -287,8 +267,6 @@ async def test_a_message_that_may_have_gone_is_not_cancelled_nor_refunded(
     assert "may already have it" in cancel.json()["detail"]
     # A STOP blocks it from being sent again, but keeps the charge.
     await http.get(f"/v1/providers/ovh/{CALLBACK_TOKEN}/stop", params={"sender": NUMBERS[0]})
-    message = (await _messages(runtime))[message_id]
+    message = (await stored_messages(runtime))[message_id]
     assert (message.status, message.reason) == ("blocked", "opted_out")
-    async with runtime.sessionmaker() as session:
-        client = await session.get(ApiClient, created.client.id)
-        assert client is not None and client.balance == Decimal(4)
+    assert await balance(runtime, client_id) == Decimal(4)

@@ -19,22 +19,12 @@ from smsgateway.providers.base import PermanentProviderError, TransientProviderE
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime, build_runtime
 from tests.conftest import booking_event
+from tests.helpers import first_message, make_due, stored_message
 
 
 async def _post(http: httpx.AsyncClient, auth: dict[str, str], event_id: str = "evt-1") -> str:
-    response = await http.post(
-        "/v1/booking-events", json=booking_event(event_id=event_id), headers=auth
-    )
-    assert response.status_code == 202, response.text
-    message_id: str = response.json()["messages"][0]["id"]
-    return message_id
-
-
-async def _message(runtime: Runtime, message_id: str) -> Message:
-    async with runtime.sessionmaker() as session:
-        message = await session.get(Message, message_id)
-    assert message is not None
-    return message
+    message = await first_message(http, auth, booking_event(event_id=event_id))
+    return str(message["id"])
 
 
 async def _attempts(runtime: Runtime, message_id: str) -> list[str]:
@@ -47,13 +37,6 @@ async def _attempts(runtime: Runtime, message_id: str) -> list[str]:
         return list(rows)
 
 
-async def _make_due(runtime: Runtime, message_id: str) -> None:
-    async with runtime.sessionmaker() as session, session.begin():
-        await session.execute(
-            update(Message).where(Message.id == message_id).values(due_at=utcnow())
-        )
-
-
 async def test_sends_a_queued_message_and_stores_the_provider_id(
     http: httpx.AsyncClient,
     auth: dict[str, str],
@@ -63,7 +46,7 @@ async def test_sends_a_queued_message_and_stores_the_provider_id(
 ) -> None:
     message_id = await _post(http, auth)
     assert await dispatcher.run_once() == 1
-    message = await _message(runtime, message_id)
+    message = await stored_message(runtime, message_id)
     assert message.status == "submitted"
     assert message.provider_id == "fake-1"
     assert message.submitted_at is not None
@@ -90,16 +73,16 @@ async def test_transient_failures_are_retried_with_backoff(
     message_id = await _post(http, auth)
     before = utcnow()
     await dispatcher.run_once()
-    waiting = await _message(runtime, message_id)
+    waiting = await stored_message(runtime, message_id)
     assert waiting.status == "queued"
     assert waiting.attempts == 1
     assert waiting.last_error == "OVH HTTP 500"
     assert waiting.due_at is not None and waiting.due_at > before
     assert provider.sent == []
     for _ in range(2):
-        await _make_due(runtime, message_id)
+        await make_due(runtime, message_id)
         await dispatcher.run_once()
-    message = await _message(runtime, message_id)
+    message = await stored_message(runtime, message_id)
     assert message.status == "submitted"
     assert message.attempts == 3
     assert len(provider.sent) == 1
@@ -116,7 +99,7 @@ async def test_permanent_failure_fails_the_message_with_the_reason(
     provider.fail_next = [PermanentProviderError("OVH HTTP 400: Invalid message", status_code=400)]
     message_id = await _post(http, auth)
     await dispatcher.run_once()
-    message = await _message(runtime, message_id)
+    message = await stored_message(runtime, message_id)
     assert (message.status, message.reason) == ("failed", "OVH HTTP 400: Invalid message")
     assert message.final_at is not None
     assert await dispatcher.run_once() == 0
@@ -132,7 +115,7 @@ async def test_invalid_receiver_fails_the_message(
     provider.invalid_receivers = {"+33611223344"}
     message_id = await _post(http, auth)
     await dispatcher.run_once()
-    message = await _message(runtime, message_id)
+    message = await stored_message(runtime, message_id)
     assert (message.status, message.reason) == ("failed", "invalid_receiver")
 
 
@@ -147,9 +130,9 @@ async def test_gives_up_after_max_attempts(
     provider.fail_next = [TransientProviderError("timeout")] * 2
     message_id = await _post(http, auth)
     await dispatcher.run_once()
-    await _make_due(runtime, message_id)
+    await make_due(runtime, message_id)
     await dispatcher.run_once()
-    message = await _message(runtime, message_id)
+    message = await stored_message(runtime, message_id)
     assert message.status == "failed"
     assert message.reason == "provider_unavailable: timeout"
     assert provider.sent == []
@@ -165,11 +148,11 @@ async def test_an_answer_lost_after_acceptance_is_adopted_not_resent(
     provider.fail_after_accept_next = [TransientProviderError("read timeout", uncertain=True)]
     message_id = await _post(http, auth)
     await dispatcher.run_once()
-    waiting = await _message(runtime, message_id)
+    waiting = await stored_message(runtime, message_id)
     assert (waiting.status, waiting.uncertain) == ("queued", True)
-    await _make_due(runtime, message_id)
+    await make_due(runtime, message_id)
     await dispatcher.run_once()
-    message = await _message(runtime, message_id)
+    message = await stored_message(runtime, message_id)
     assert message.status == "submitted"
     assert message.provider_id == "fake-1"
     assert len(provider.sent) == 1
@@ -186,9 +169,9 @@ async def test_uncertain_send_not_found_at_the_provider_is_sent_again(
     provider.fail_next = [TransientProviderError("read timeout", uncertain=True)]
     message_id = await _post(http, auth)
     await dispatcher.run_once()
-    await _make_due(runtime, message_id)
+    await make_due(runtime, message_id)
     await dispatcher.run_once()
-    assert (await _message(runtime, message_id)).status == "submitted"
+    assert (await stored_message(runtime, message_id)).status == "submitted"
     assert len(provider.sent) == 1
 
 
@@ -218,8 +201,8 @@ async def test_a_dead_workers_lease_is_taken_over_without_sending_twice(
     async with runtime.sessionmaker() as session, session.begin():
         await session.execute(update(Message).values(lease_until=utcnow() - timedelta(seconds=1)))
     assert await dispatcher.run_once() == 2
-    first = await _message(runtime, sent_by_dead)
-    second = await _message(runtime, never_sent)
+    first = await stored_message(runtime, sent_by_dead)
+    second = await stored_message(runtime, never_sent)
     assert (first.status, first.provider_id) == ("submitted", "fake-1")
     assert second.status == "submitted"
     assert Counter(job.tag for job in provider.sent) == {
@@ -348,9 +331,9 @@ async def test_an_uncertain_send_is_not_resent_before_the_settle_time(
     provider.fail_next = [TransientProviderError("read timeout", uncertain=True)]
     message_id = await _post(http, auth)
     await dispatcher.run_once()
-    await _make_due(runtime, message_id)
+    await make_due(runtime, message_id)
     await dispatcher.run_once()
-    waiting = await _message(runtime, message_id)
+    waiting = await stored_message(runtime, message_id)
     assert waiting.status == "queued"
     assert waiting.uncertain is True
     assert waiting.due_at is not None and waiting.uncertain_since is not None
@@ -365,7 +348,7 @@ async def test_an_uncertain_send_is_not_resent_before_the_settle_time(
             .values(uncertain_since=utcnow() - timedelta(seconds=121), due_at=utcnow())
         )
     await dispatcher.run_once()
-    assert (await _message(runtime, message_id)).status == "submitted"
+    assert (await stored_message(runtime, message_id)).status == "submitted"
     assert len(provider.sent) == 1
     assert await _attempts(runtime, message_id) == ["transient", "lookup", "accepted"]
 

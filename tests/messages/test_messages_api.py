@@ -12,12 +12,12 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from smsgateway.clients.service import create_client
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.messages.models import Message
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event
+from tests.helpers import make_due, new_client, send_message
 
 PHONE = "+33612345678"
 DESIGN_FIELDS = {
@@ -45,12 +45,7 @@ ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\
 async def _send(
     http: httpx.AsyncClient, auth: dict[str, str], text: str = "Hello", **fields: Any
 ) -> dict[str, Any]:
-    response = await http.post(
-        "/v1/messages", json={"to": PHONE, "text": text, **fields}, headers=auth
-    )
-    assert response.status_code == 202, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return await send_message(http, auth, to=PHONE, text=text, **fields)
 
 
 async def _get(http: httpx.AsyncClient, auth: dict[str, str], message_id: str) -> dict[str, Any]:
@@ -76,12 +71,6 @@ def _assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert problem["status"] == status
     assert problem["type"].startswith("https://")
     return problem
-
-
-async def _other_client_auth(runtime: Runtime) -> dict[str, str]:
-    async with runtime.sessionmaker() as session, session.begin():
-        other = await create_client(session, name="other marketplace")
-    return {"Authorization": f"Bearer {other.api_key}"}
 
 
 # -- POST /v1/messages ---------------------------------------------------------
@@ -238,7 +227,7 @@ async def test_another_client_cannot_see_or_cancel_a_message(
     http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
 ) -> None:
     message = await _send(http, auth)
-    other = await _other_client_auth(runtime)
+    other, _ = await new_client(runtime, "other marketplace")
 
     hidden = await http.get(f"/v1/messages/{message['id']}", headers=other)
     problem = _assert_problem(hidden, 404)
@@ -442,12 +431,7 @@ async def test_a_scheduled_message_waits_until_it_is_due(
     assert (await _get(http, auth, message["id"]))["status"] == "queued"
 
     # Two hours pass.
-    async with runtime.sessionmaker() as session, session.begin():
-        await session.execute(
-            update(Message)
-            .where(Message.id == message["id"])
-            .values(due_at=datetime.now(UTC) - timedelta(seconds=1))
-        )
+    await make_due(runtime, message["id"])
     assert await dispatcher.run_once() == 1
     assert [job.text for job in provider.sent] == ["Later"]
     assert (await _get(http, auth, message["id"]))["status"] == "submitted"
@@ -479,11 +463,6 @@ async def test_a_scheduled_message_can_be_cancelled_before_it_is_due(
     message = await _send(http, auth, "Later", send_at=send_at.isoformat())
     response = await http.delete(f"/v1/messages/{message['id']}", headers=auth)
     assert response.json()["status"] == "cancelled"
-    async with runtime.sessionmaker() as session, session.begin():
-        await session.execute(
-            update(Message)
-            .where(Message.id == message["id"])
-            .values(due_at=datetime.now(UTC) - timedelta(seconds=1))
-        )
+    await make_due(runtime, message["id"])
     assert await dispatcher.run_once() == 0
     assert provider.sent == []

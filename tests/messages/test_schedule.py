@@ -10,13 +10,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import update
 
-from smsgateway.clients.models import ApiClient
-from smsgateway.clients.service import create_client
 from smsgateway.config import Settings
 from smsgateway.messages.dispatcher import Dispatcher
-from smsgateway.messages.models import Message
 from smsgateway.messages.schedule import (
     after_quiet_hours,
     before_quiet_hours,
@@ -27,6 +23,7 @@ from smsgateway.messages.schedule import (
 )
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
+from tests.helpers import balance, make_due, new_client, send_message
 
 PARIS_NUMBER = "+33612345678"
 NEW_YORK_NUMBER = "+12125551234"
@@ -191,13 +188,6 @@ def test_bad_scheduling_settings_stop_the_service_at_start(overrides: dict[str, 
 # -- through the API --------------------------------------------------------------
 
 
-async def _post(http: httpx.AsyncClient, auth: dict[str, str], **body: Any) -> dict[str, Any]:
-    response = await http.post("/v1/messages", json=body, headers=auth)
-    assert response.status_code == 202, response.text
-    answer: dict[str, Any] = response.json()
-    return answer
-
-
 def _tonight() -> datetime:
     """23:00 in Paris (17:00 in New York) on a day to come."""
     day = datetime.now(PARIS).date() + timedelta(days=2)
@@ -208,10 +198,10 @@ async def test_a_message_asking_for_quiet_hours_is_held_in_paris_not_in_new_york
     http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     send_at = _tonight()
-    in_paris = await _post(
+    in_paris = await send_message(
         http, auth, to=PARIS_NUMBER, text="Hi", send_at=send_at.isoformat(), quiet_hours=True
     )
-    in_new_york = await _post(
+    in_new_york = await send_message(
         http, auth, to=NEW_YORK_NUMBER, text="Hi", send_at=send_at.isoformat(), quiet_hours=True
     )
     next_morning = datetime.combine(send_at.date() + timedelta(days=1), time(8, 0), PARIS)
@@ -225,7 +215,9 @@ async def test_direct_sends_are_urgent_unless_they_ask(
     http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     send_at = _tonight()
-    urgent = await _post(http, auth, to=PARIS_NUMBER, text="Code 1234", send_at=send_at.isoformat())
+    urgent = await send_message(
+        http, auth, to=PARIS_NUMBER, text="Code 1234", send_at=send_at.isoformat()
+    )
     assert datetime.fromisoformat(urgent["due_at"]) == send_at
 
 
@@ -236,19 +228,14 @@ async def test_a_held_message_is_sent_at_its_time_and_not_before(
     provider: FakeProvider,
     runtime: Runtime,
 ) -> None:
-    held = await _post(
+    held = await send_message(
         http, auth, to=PARIS_NUMBER, text="Later", send_at=_tonight().isoformat(), quiet_hours=True
     )
     assert await dispatcher.run_once() == 0
     assert provider.sent == []
 
     # The night passes: 08:00 in Paris comes.
-    async with runtime.sessionmaker() as session, session.begin():
-        await session.execute(
-            update(Message)
-            .where(Message.id == held["id"])
-            .values(due_at=datetime.now(UTC) - timedelta(seconds=1))
-        )
+    await make_due(runtime, held["id"])
     assert await dispatcher.run_once() == 1
     assert [job.text for job in provider.sent] == ["Later"]
 
@@ -256,19 +243,17 @@ async def test_a_held_message_is_sent_at_its_time_and_not_before(
 async def test_cancelling_a_deferred_message_returns_its_credits(
     http: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher, provider: FakeProvider
 ) -> None:
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name="deferring shop", quota=Decimal(5))
-    auth = {"Authorization": f"Bearer {created.api_key}"}
+    auth, client_id = await new_client(runtime, "deferring shop", quota=Decimal(5))
     later = datetime.now(UTC) + timedelta(days=1)
-    message = await _post(http, auth, to=PARIS_NUMBER, text="a" * 200, send_at=later.isoformat())
+    message = await send_message(
+        http, auth, to=PARIS_NUMBER, text="a" * 200, send_at=later.isoformat()
+    )
     assert message["credits"] == 2
     account = (await http.get("/v1/account", headers=auth)).json()
     assert account["credits_left"] == 3
 
     cancelled = await http.delete(f"/v1/messages/{message['id']}", headers=auth)
     assert cancelled.json()["status"] == "cancelled"
-    async with runtime.sessionmaker() as session:
-        client = await session.get(ApiClient, created.client.id)
-        assert client is not None and client.balance == Decimal(5)
+    assert await balance(runtime, client_id) == Decimal(5)
     assert await dispatcher.run_once() == 0
     assert provider.sent == []

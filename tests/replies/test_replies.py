@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -9,7 +10,6 @@ import pytest
 from sqlalchemy import func, select
 
 from smsgateway.callbacks.models import IncomingMessage
-from smsgateway.clients.service import create_client
 from smsgateway.events.models import BookingRequest
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.phones.models import NumberState
@@ -19,6 +19,7 @@ from smsgateway.replies.poller import ReplyPoller
 from smsgateway.runtime import Runtime
 from smsgateway.webhooks.models import WebhookDelivery
 from tests.conftest import CALLBACK_TOKEN, booking_event
+from tests.helpers import balance, first_message, new_client
 
 MARC = "+33611223344"  # the offeror of the example event
 INCOMING = f"/v1/providers/ovh/{CALLBACK_TOKEN}/incoming"
@@ -27,11 +28,8 @@ INCOMING = f"/v1/providers/ovh/{CALLBACK_TOKEN}/incoming"
 @pytest.fixture
 async def hooked(runtime: Runtime) -> dict[str, str]:
     """A client with a webhook URL, so webhook rows are written."""
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(
-            session, name="hooked", webhook_url="https://marketplace.test/hooks"
-        )
-    return {"Authorization": f"Bearer {created.api_key}"}
+    auth, _ = await new_client(runtime, "hooked", webhook_url="https://marketplace.test/hooks")
+    return auth
 
 
 async def _reply(http: httpx.AsyncClient, text: str, sms_id: str, sender: str = MARC) -> str:
@@ -58,10 +56,7 @@ async def _request(
     event["booking"]["id"] = booking
     event["booking"]["title"] = title
     event["booking"]["expires_at"] = "2099-01-01T00:00:00+00:00"
-    response = await http.post("/v1/booking-events", json=event, headers=auth)
-    assert response.status_code == 202
-    message: dict[str, Any] = response.json()["messages"][0]
-    return message
+    return await first_message(http, auth, event)
 
 
 async def test_a_single_open_request_is_accepted_by_yes(
@@ -174,28 +169,14 @@ async def test_stop_blocks_messages_already_queued_and_refunds_them(
     http: httpx.AsyncClient,
     runtime: Runtime,
 ) -> None:
-    from decimal import Decimal
-
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name="budget", quota=Decimal(10))
-    auth = {"Authorization": f"Bearer {created.api_key}"}
+    auth, client_id = await new_client(runtime, "budget", quota=Decimal(10))
     waiting = await _request(http, auth, "b-1", "Kayak", "e-1")
     assert waiting["status"] == "queued"
     # The number STOPs before the dispatcher took the message.
     await http.get(f"/v1/providers/ovh/{CALLBACK_TOKEN}/stop", params={"sender": MARC})
     message = (await http.get(f"/v1/messages/{waiting['id']}", headers=auth)).json()
     assert (message["status"], message["reason"]) == ("blocked", "opted_out")
-    account_balance = await _balance(runtime, created.client.id)
-    assert account_balance == Decimal(10)
-
-
-async def _balance(runtime: Runtime, client_id: str) -> object:
-    from smsgateway.clients.models import ApiClient
-
-    async with runtime.sessionmaker() as session:
-        client = await session.get(ApiClient, client_id)
-        assert client is not None
-        return client.balance
+    assert await balance(runtime, client_id) == Decimal(10)
 
 
 async def test_provider_stop_callback_opts_out_without_confirmation(

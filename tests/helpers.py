@@ -1,0 +1,81 @@
+"""Helpers the API tests share: clients, messages sent through the API, stored rows.
+
+Each goes through the public API where a user would (and asserts the status a user
+expects), or reads and adjusts rows the way only a test needs to (a client's balance,
+a message made due at once).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from sqlalchemy import select, update
+
+from smsgateway.clients.models import ApiClient
+from smsgateway.clients.service import create_client
+from smsgateway.db import utcnow
+from smsgateway.messages.models import Message
+from smsgateway.runtime import Runtime
+
+
+def bearer(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+async def new_client(runtime: Runtime, name: str, **fields: Any) -> tuple[dict[str, str], str]:
+    """Another API client (``fields``: ``quota``, ``webhook_url``…): its auth headers and id."""
+    async with runtime.sessionmaker() as session, session.begin():
+        created = await create_client(session, name=name, **fields)
+    return bearer(created.api_key), created.client.id
+
+
+async def balance(runtime: Runtime, client_id: str) -> Decimal | None:
+    """The client's credits left (None: no quota)."""
+    async with runtime.sessionmaker() as session:
+        client = await session.get(ApiClient, client_id)
+        assert client is not None
+        return client.balance
+
+
+async def send_message(
+    http: httpx.AsyncClient, auth: dict[str, str], **body: Any
+) -> dict[str, Any]:
+    """``POST /v1/messages`` with ``body`` (``to``, ``text``…), accepted: the message."""
+    response = await http.post("/v1/messages", json=body, headers=auth)
+    assert response.status_code == 202, response.text
+    message: dict[str, Any] = response.json()
+    return message
+
+
+async def first_message(
+    http: httpx.AsyncClient, auth: dict[str, str], event: dict[str, Any]
+) -> dict[str, Any]:
+    """``POST /v1/booking-events`` with a new event: the first message it made."""
+    response = await http.post("/v1/booking-events", json=event, headers=auth)
+    assert response.status_code == 202, response.text
+    message: dict[str, Any] = response.json()["messages"][0]
+    return message
+
+
+async def stored_message(runtime: Runtime, message_id: str) -> Message:
+    async with runtime.sessionmaker() as session:
+        message = await session.get(Message, message_id)
+    assert message is not None
+    return message
+
+
+async def stored_messages(runtime: Runtime) -> dict[str, Message]:
+    """Every stored message, by id."""
+    async with runtime.sessionmaker() as session:
+        return {m.id: m for m in (await session.scalars(select(Message))).all()}
+
+
+async def make_due(runtime: Runtime, message_id: str | None = None) -> None:
+    """Make one message (default: every message) due now, as if its wait had passed."""
+    statement = update(Message).values(due_at=utcnow())
+    if message_id is not None:
+        statement = statement.where(Message.id == message_id)
+    async with runtime.sessionmaker() as session, session.begin():
+        await session.execute(statement)
