@@ -17,8 +17,10 @@ from smsgateway.callbacks.endpoints import router as callbacks_router
 from smsgateway.callbacks.incoming import router as incoming_router
 from smsgateway.campaigns.endpoints import router as campaigns_router
 from smsgateway.clients.account import router as account_router
+from smsgateway.clients.credits import INSUFFICIENT_AT_COMMIT
 from smsgateway.clients.endpoints import router as admin_clients_router
 from smsgateway.config import Settings, get_settings
+from smsgateway.db import sqlstate
 from smsgateway.errors import Problem, install_handlers, problem_response, safe_path
 from smsgateway.estimates import router as estimates_router
 from smsgateway.events.endpoints import router as events_router
@@ -108,7 +110,7 @@ def create_app(
 
     @app.exception_handler(sa_exc.DBAPIError)
     async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-        if _sqlstate(exc).startswith("22"):
+        if sqlstate(exc).startswith("22"):
             # A value the database refuses (a NUL character, a value too long for
             # its column) that validation let through: the caller's input, not a fault.
             log.info("unstorable input on %s", safe_path(request))
@@ -121,6 +123,16 @@ def create_app(
             return problem_response(problem, request)
         if _database_unavailable(exc):
             return await _database_down(request, exc)
+        if sqlstate(exc) == INSUFFICIENT_AT_COMMIT:
+            # A commit that reserved credits found them spent by a concurrent request
+            # (handlers normally turn this into a detailed 402 with commit_reserved).
+            problem = Problem(
+                402,
+                "insufficient-credits",
+                "Not enough credits",
+                "Concurrent requests spent the credits this one needed; nothing was stored.",
+            )
+            return problem_response(problem, request)
         if not _transaction_conflict(exc):
             log.error("database error on %s %s", request.method, safe_path(request), exc_info=exc)
             problem = Problem(500, "internal-error", "Internal error", "The error was logged.")
@@ -161,19 +173,12 @@ def create_app(
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 
 
-def _sqlstate(exc: Exception) -> str:
-    """The SQLSTATE of a database error (PostgreSQL), or "" when there is none."""
-    original = getattr(exc, "orig", None)
-    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
-    return str(code or "")
-
-
 def _transaction_conflict(exc: Exception) -> bool:
-    return _sqlstate(exc) in _RETRYABLE_SQLSTATES
+    return sqlstate(exc) in _RETRYABLE_SQLSTATES
 
 
 def _database_unavailable(exc: Exception) -> bool:
     """A connection exception (08), no resources left (53: too many connections...),
     or the server shutting down or starting up (57P)."""
-    code = _sqlstate(exc)
+    code = sqlstate(exc)
     return code.startswith(("08", "53", "57P"))

@@ -60,6 +60,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def sqlstate(exc: Exception) -> str:
+    """The SQLSTATE of a database error (PostgreSQL), or "" when there is none."""
+    original = getattr(exc, "orig", None)
+    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    return str(code or "")
+
+
 def upsert_for(session: AsyncSession) -> Any:
     """The ``insert`` with ``on_conflict_do_…`` for the session's backend."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

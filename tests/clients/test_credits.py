@@ -6,13 +6,17 @@ import asyncio
 from decimal import Decimal
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
-from smsgateway.clients.credits import ledger_sum, refund
+from smsgateway.clients.credits import commit_reserved, ledger_sum, refund, reserve
 from smsgateway.clients.models import ApiClient, CreditEntry
 from smsgateway.clients.service import create_client
+from smsgateway.errors import Problem
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.messages.models import Message
+from smsgateway.messages.service import build_message
+from smsgateway.phones.service import Recipient
 from smsgateway.providers.base import PermanentProviderError
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
@@ -115,6 +119,55 @@ async def test_fifty_concurrent_requests_never_overspend(
     assert balance == Decimal(0) == ledger
     assert await _count(runtime, Message) == 20
     assert await _count(runtime, CreditEntry, kind="reserve") == 20
+
+
+async def test_two_reservations_that_each_fit_but_not_together_commit_one(
+    runtime: Runtime, is_postgres: bool
+) -> None:
+    """Both read a balance that covers them; the second to commit is refused whole.
+
+    On PostgreSQL the debit runs at commit; on SQLite the second waits for the
+    first's write lock and then sees the balance it left.
+    """
+    client_id, _ = await _client(runtime, "1")
+    first, second = runtime.sessionmaker(), runtime.sessionmaker()
+    try:
+        one = _message(runtime, client_id)
+        first.add(one)
+        await reserve(first, client_id, [one])
+        if is_postgres:
+            two = _message(runtime, client_id)
+            second.add(two)
+            await reserve(second, client_id, [two])  # the balance it reads still says 1
+        await commit_reserved(first, client_id)
+        if is_postgres:
+            with pytest.raises(Problem) as refused:
+                await commit_reserved(second, client_id)
+            assert refused.value.status == 402
+            assert refused.value.extra["credits_left"] == 0
+        else:
+            two = _message(runtime, client_id)
+            second.add(two)
+            with pytest.raises(Problem) as refused:
+                await reserve(second, client_id, [two])
+            assert refused.value.status == 402
+    finally:
+        await first.close()
+        await second.close()
+    assert await _balance(runtime, client_id) == (Decimal(0), Decimal(0))
+    assert await _count(runtime, Message) == 1
+    async with runtime.sessionmaker() as session:
+        entries = (await session.scalars(select(CreditEntry).order_by(CreditEntry.id))).all()
+    # The opening grant, then the one reservation, with the balance it left.
+    assert [(e.kind, e.delta, e.balance_after) for e in entries] == [
+        ("grant", Decimal(1), Decimal(1)),
+        ("reserve", Decimal(-1), Decimal(0)),
+    ]
+
+
+def _message(runtime: Runtime, client_id: str) -> Message:
+    recipient = Recipient(to="+33611223344", country="FR", language=None, refusal=None)
+    return build_message(runtime, client_id=client_id, recipient=recipient, text="Hello")
 
 
 async def test_cancel_refunds_once(http: httpx.AsyncClient, runtime: Runtime) -> None:

@@ -4,7 +4,8 @@ Every change of a client's balance is one conditional ``UPDATE`` of its row
 plus one ``credit_ledger`` row, in the caller's transaction. The conditional
 update (``balance >= needed``) is what keeps concurrent requests from
 spending more than the balance: on PostgreSQL the row lock serialises them,
-and SQLite has a single writer.
+and SQLite has a single writer. On PostgreSQL a reservation's update runs at
+commit (see ``_RESERVE``): callers commit with ``commit_reserved``.
 
 Refunds go through the unique (message_id, kind) index: a message is refunded
 at most once however many times a refund is attempted (a repeated delivery
@@ -18,10 +19,11 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from sqlalchemy import Boolean, Numeric, func, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.clients.models import ApiClient, CreditEntry
-from smsgateway.db import upsert_for, utcnow
+from smsgateway.db import sqlstate, upsert_for, utcnow
 from smsgateway.errors import Problem
 from smsgateway.messages.models import Message
 from smsgateway.messages.states import Status
@@ -41,86 +43,79 @@ async def reserve(session: AsyncSession, client_id: str, messages: Iterable[Mess
     if needed == 0:
         return
     if session.get_bind().dialect.name == "postgresql":
-        debited = await _reserve_in_one(session, client_id, billable, needed)
-        if debited is None:
-            return  # unlimited
-        balance, threshold, alerted = debited
-        if threshold is not None and threshold > balance and not alerted:
-            await check_alert(session, client_id, balance)
+        await _reserve_at_commit(session, client_id, billable, needed)
         return
-    else:
-        row = (
-            await session.execute(
-                update(ApiClient)
-                .where(
-                    ApiClient.id == client_id,
-                    ApiClient.balance.is_not(None),
-                    ApiClient.balance >= needed,
-                )
-                .values(balance=ApiClient.balance - needed)
-                .returning(ApiClient.balance)
-                .execution_options(synchronize_session=False)
+    # SQLite: one writer at a time, so the debit can be taken now.
+    row = (
+        await session.execute(
+            update(ApiClient)
+            .where(
+                ApiClient.id == client_id,
+                ApiClient.balance.is_not(None),
+                ApiClient.balance >= needed,
             )
-        ).first()
-        if row is None:
-            left = await session.scalar(select(ApiClient.balance).where(ApiClient.id == client_id))
-            if left is None:
-                return  # unlimited
-            raise _insufficient(needed, left)
-        balance = _known(row[0])
-        now = utcnow()
-        running = balance + needed
-        for message in billable:
-            running -= message.credits
-            session.add(
-                CreditEntry(
-                    client_id=client_id,
-                    kind="reserve",
-                    delta=-message.credits,
-                    balance_after=running,
-                    message_id=message.id,
-                    created_at=now,
-                )
+            .values(balance=ApiClient.balance - needed)
+            .returning(ApiClient.balance)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if row is None:
+        left = await session.scalar(select(ApiClient.balance).where(ApiClient.id == client_id))
+        if left is None:
+            return  # unlimited
+        raise _insufficient(needed, left)
+    balance = _known(row[0])
+    now = utcnow()
+    running = balance + needed
+    for message in billable:
+        running -= message.credits
+        session.add(
+            CreditEntry(
+                client_id=client_id,
+                kind="reserve",
+                delta=-message.credits,
+                balance_after=running,
+                message_id=message.id,
+                created_at=now,
             )
+        )
     await check_alert(session, client_id, balance)
 
 
-# The debit, its ledger rows and what the caller must know, in one round trip:
-# the client's row stays locked from here to the commit, and every reservation
-# of that client waits for it. No row: the client is unlimited or short of credits.
+# PostgreSQL: the ledger rows now, the debit at commit. The rows are written without
+# ``balance_after``; the deferred trigger ``credit_ledger_debit_at_commit``
+# (migration 0008) takes each from the balance when the transaction commits, so
+# the client's row is locked only while the commit runs on the server. Every event
+# of a client used to wait for that lock for as long as the event loop of the
+# process holding it took to send its COMMIT (bench/profile.py contention).
+#
+# The balance read here (no lock) turns away a request it cannot cover at once,
+# with nothing written. Concurrent requests may all pass this read; the trigger
+# then refuses the commit of whichever would overspend (``commit_reserved``).
 _RESERVE = text(
     """
-    WITH debit AS (
-        UPDATE api_clients SET balance = balance - :needed
-        WHERE id = :client_id AND balance IS NOT NULL AND balance >= :needed
-        RETURNING balance, alert_threshold, low_credit_alerted
+    WITH client AS (
+        SELECT balance, alert_threshold, low_credit_alerted
+        FROM api_clients WHERE id = :client_id
     ), entries AS (
         INSERT INTO credit_ledger (client_id, kind, delta, balance_after, message_id, created_at)
-        SELECT :client_id, 'reserve', -x.credits, debit.balance + :needed - x.spent,
-               x.message_id, :now
-        FROM debit,
-             unnest(CAST(:ids AS varchar[]), CAST(:credits AS numeric[]),
-                    CAST(:spent AS numeric[])) AS x(message_id, credits, spent)
+        SELECT :client_id, 'reserve', -x.credits, NULL, x.message_id, :now
+        FROM client,
+             unnest(CAST(:ids AS varchar[]), CAST(:credits AS numeric[]))
+                 AS x(message_id, credits)
+        WHERE client.balance IS NOT NULL AND client.balance >= :needed
     )
-    SELECT balance, alert_threshold, low_credit_alerted FROM debit
+    SELECT balance, alert_threshold, low_credit_alerted FROM client
     """
 ).columns(balance=Numeric(14, 4), alert_threshold=Numeric(14, 4), low_credit_alerted=Boolean)
 
+# The SQLSTATE the trigger fails a commit with when the balance cannot cover it.
+INSUFFICIENT_AT_COMMIT = "P0402"
 
-async def _reserve_in_one(
+
+async def _reserve_at_commit(
     session: AsyncSession, client_id: str, billable: list[Message], needed: Decimal
-) -> tuple[Decimal, Decimal | None, bool] | None:
-    """PostgreSQL: debit and write the ledger in one statement.
-
-    Returns the balance after, the alert threshold and whether the low-credit
-    alert went off already; None for an unlimited client; a 402 problem when
-    the balance is too low.
-    """
-    spent: list[Decimal] = []
-    running = Decimal(0)
-    for message in billable:
-        running += message.credits
-        spent.append(running)
+) -> None:
     row = (
         await session.execute(
             _RESERVE,
@@ -130,16 +125,45 @@ async def _reserve_in_one(
                 "now": utcnow(),
                 "ids": [m.id for m in billable],
                 "credits": [m.credits for m in billable],
-                "spent": spent,
             },
         )
     ).first()
-    if row is not None:
-        return Decimal(row.balance), row.alert_threshold, bool(row.low_credit_alerted)
-    left = await session.scalar(select(ApiClient.balance).where(ApiClient.id == client_id))
-    if left is None:
-        return None  # unlimited
-    raise _insufficient(needed, left)
+    if row is None or row.balance is None:
+        return  # unlimited
+    if row.balance < needed:
+        raise _insufficient(needed, row.balance)
+    expected = Decimal(row.balance) - needed
+    threshold: Decimal | None = row.alert_threshold
+    if threshold is not None and threshold > expected and not row.low_credit_alerted:
+        # The crossing, as far as this transaction can tell; a concurrent one that
+        # crossed first makes this a no-op, and one missed here is caught by the
+        # next reservation (the flag is still down and the balance still low).
+        await check_alert(session, client_id, expected)
+
+
+async def commit_reserved(session: AsyncSession, client_id: str) -> None:
+    """Commit a transaction that reserved credits; a 402 problem if they ran out meanwhile.
+
+    On PostgreSQL the debit happens at commit (``_RESERVE``): requests that read
+    the same balance concurrently can pass their check and find, at commit, that
+    the others took what they counted on. That transaction is rolled back whole,
+    so a 402 still stores nothing.
+    """
+    try:
+        await session.commit()
+    except DBAPIError as exc:
+        if sqlstate(exc) != INSUFFICIENT_AT_COMMIT:
+            raise
+        await session.rollback()
+        left = await session.scalar(select(ApiClient.balance).where(ApiClient.id == client_id))
+        await session.rollback()
+        raise Problem(
+            402,
+            "insufficient-credits",
+            "Not enough credits",
+            f"This request needed more credits than the {_num(left)} left.",
+            credits_left=float(left or 0),
+        ) from None
 
 
 def _insufficient(needed: Decimal, left: Decimal) -> Problem:

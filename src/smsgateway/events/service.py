@@ -9,7 +9,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.clients.credits import refund, reserve
+from smsgateway.clients.credits import commit_reserved, refund, reserve
 from smsgateway.clients.models import ApiClient
 from smsgateway.db import upsert_for, utcnow
 from smsgateway.errors import Problem
@@ -116,7 +116,7 @@ async def accept_event(
     # One reservation: the event is accepted with its new reminders or not at all
     # (402, and all of it rolls back).
     await reserve(session, client_id, [*messages, *(m for m, created in reminders if created)])
-    await session.commit()
+    await commit_reserved(session, client_id)
     runtime.wakeup.set()
     log.info(
         "event accepted type=%s messages=%d reminders=%d",

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from smsgateway.clients.credits import reserve
+from smsgateway.clients.credits import commit_reserved, reserve
 from smsgateway.deps import ClientDep, RuntimeDep, SessionDep
 from smsgateway.errors import PROBLEM_JSON
 from smsgateway.messages.schemas import DirectMessageIn, MessageList, MessageOut
@@ -66,7 +66,7 @@ async def post_message(
     await reserve(session, client.id, [message])
     if message.status == Status.QUEUED:
         await announce_queued(session, runtime)
-    await session.commit()
+    await commit_reserved(session, client.id)
     runtime.wakeup.set()
     return MessageOut.of(message)
 
