@@ -31,9 +31,7 @@ class Clock:
 
 async def _client(runtime: Runtime, quota: str | None = None) -> tuple[str, dict[str, str]]:
     async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(
-            session, name="shop", quota=Decimal(quota) if quota else None
-        )
+        created = await create_client(session, name="shop", quota=Decimal(quota) if quota else None)
     return created.client.id, {"Authorization": f"Bearer {created.api_key}"}
 
 

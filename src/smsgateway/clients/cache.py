@@ -11,6 +11,9 @@ command) reaches this process within ``SMSGW_CLIENT_CACHE_SECONDS``: a
 disabled client or a rotated key keeps working that long, and so do a new
 allowlist, rate limit or webhook address. Credits are never read from it:
 reservations and refunds update the balance in the database.
+
+The dispatcher also keeps each client's webhook address here, so that a
+message sent for a client without webhooks needs no look-up to say so.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class ClientCache:
         self.size = size
         self._clock = clock
         self._rows: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._webhooks: dict[str, tuple[float, str | None]] = {}
 
     def get(self, session: AsyncSession, key_hash: str) -> ApiClient | None:
         """The cached client attached to ``session``, or None when absent or stale."""
@@ -62,5 +66,20 @@ class ClientCache:
         values = {name: getattr(client, name) for name in _COLUMNS}
         self._rows[key_hash] = (self._clock() + self.seconds, values)
 
+    def webhook_url(self, client_id: str) -> tuple[bool, str | None]:
+        """(known, url): a client's webhook address as read lately, for the dispatcher."""
+        found = self._webhooks.get(client_id)
+        if found is None or self._clock() >= found[0]:
+            return False, None
+        return True, found[1]
+
+    def put_webhook_url(self, client_id: str, url: str | None) -> None:
+        if self.seconds <= 0:
+            return
+        if len(self._webhooks) >= self.size:
+            self._webhooks.clear()
+        self._webhooks[client_id] = (self._clock() + self.seconds, url)
+
     def clear(self) -> None:
         self._rows.clear()
+        self._webhooks.clear()

@@ -17,6 +17,7 @@ Before a message is sent it is checked in this order:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -24,11 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.callbacks.service import apply_pending_reports
 from smsgateway.clients.credits import refund
+from smsgateway.clients.models import ApiClient
 from smsgateway.db import utcnow
 from smsgateway.messages.models import Message, SendAttempt
 from smsgateway.messages.notify import status_changed
@@ -75,11 +77,18 @@ class Delivery:
         self.worker_id = worker_id
         self.retry = retry
         self.breaker = breaker
+        # Provider calls in flight (SMSGW_WORKER_CONCURRENCY): a job holds a slot only
+        # from recording its tag to the provider's answer; storing the outcome and the
+        # checks before run outside it, so the slots are busy with the provider.
+        self.calls = asyncio.Semaphore(runtime.settings.worker_concurrency)
         # receiver -> SMS id per tag, found during the current claim pass only.
         self._receivers_by_tag: dict[str, dict[str, str]] = {}
 
-    async def send(self, job: list[Claimed]) -> None:
-        """Deliver ``job``: one message, or several sharing text and options."""
+    async def send(self, job: list[Claimed], stop: asyncio.Event | None = None) -> None:
+        """Deliver ``job``: one message, or several sharing text and options.
+
+        A job still waiting for a call slot when ``stop`` is set is released unsent.
+        """
         started = utcnow()
         first = job[0]
         if len(job) == 1:
@@ -91,34 +100,38 @@ class Delivery:
         if not await self._spend(job, started):
             return
         tag = first.provider_tag
-        if not self.breaker.allows():
-            # The circuit opened while this job waited for its turn.
-            due = started + timedelta(seconds=self.breaker.seconds_until_probe())
-            await self._store(job, started, self._release(due, "circuit_open"))
-            return
-        job = await self._renew(job, tag)
-        if not job:
-            return
-        outgoing = OutgoingJob(
-            text=first.text,
-            receivers=[m.to for m in job],
-            tag=tag,
-            no_stop_clause=first.no_stop_clause,
-            validity_minutes=_minutes_left(job, started),
-        )
-        failure: ProviderError | None = None
-        # What was looked up under this tag is stale once it is sent with again.
-        self._receivers_by_tag.pop(tag, None)
-        try:
-            result = await self.provider.send(outgoing)
-        except ProviderError as exc:
-            failure = exc
-        except Exception as exc:
-            # A bug or an unexpected answer: the SMS may have gone, so treat it as uncertain.
-            log.exception("unexpected error sending %d message(s)", len(job))
-            failure = TransientProviderError(
-                f"unexpected error: {type(exc).__name__}", uncertain=True
+        async with self.calls:
+            if stop is not None and stop.is_set():
+                await self.release_unstarted(job)
+                return
+            if not self.breaker.allows():
+                # The circuit opened while this job waited for its turn.
+                due = started + timedelta(seconds=self.breaker.seconds_until_probe())
+                await self._store(job, started, self._release(due, "circuit_open"))
+                return
+            job = await self._renew(job, tag)
+            if not job:
+                return
+            outgoing = OutgoingJob(
+                text=first.text,
+                receivers=[m.to for m in job],
+                tag=tag,
+                no_stop_clause=first.no_stop_clause,
+                validity_minutes=_minutes_left(job, started),
             )
+            failure: ProviderError | None = None
+            # What was looked up under this tag is stale once it is sent with again.
+            self._receivers_by_tag.pop(tag, None)
+            try:
+                result = await self.provider.send(outgoing)
+            except ProviderError as exc:
+                failure = exc
+            except Exception as exc:
+                # A bug or an unexpected answer: the SMS may have gone, so it is uncertain.
+                log.exception("unexpected error sending %d message(s)", len(job))
+                failure = TransientProviderError(
+                    f"unexpected error: {type(exc).__name__}", uncertain=True
+                )
         if isinstance(failure, TransientProviderError):
             await self.breaker.failed(failure.reason)
             transient = failure
@@ -409,7 +422,7 @@ class Delivery:
                     await apply_pending_reports(session, message.id, outcome.provider_id)
                 if outcome.refund_reason:
                     await refund(session, message.id, outcome.refund_reason)
-                if outcome.notify:
+                if outcome.notify and await self._has_webhook(session, message.client_id):
                     await status_changed(session, message.id)
         for message, outcome in zip(job, outcomes, strict=True):
             if outcome.status != Status.QUEUED:
@@ -434,6 +447,17 @@ class Delivery:
             log.warning("message %s: lease lost before the outcome was stored", message.id)
             return False
         return True
+
+    async def _has_webhook(self, session: AsyncSession, client_id: str) -> bool:
+        """Whether the client takes webhooks (its address cached a few seconds)."""
+        cache = self.runtime.client_cache
+        known, url = cache.webhook_url(client_id)
+        if not known:
+            url = await session.scalar(
+                select(ApiClient.webhook_url).where(ApiClient.id == client_id)
+            )
+            cache.put_webhook_url(client_id, url)
+        return bool(url)
 
     def _attempt(
         self, session: AsyncSession, message: Claimed, started: datetime, outcome: _Outcome

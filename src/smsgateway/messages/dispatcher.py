@@ -2,7 +2,7 @@
 
 One loop per process: claim a batch (see ``queue``), group messages that
 share a text into one provider job (see ``delivery.group_jobs``), send the
-jobs concurrently up to ``worker_concurrency``, and sleep until woken
+jobs with up to ``worker_concurrency`` provider calls in flight, and sleep until woken
 (NOTIFY on PostgreSQL, the in-process event on SQLite) or until the poll
 interval passes. While the provider's circuit is open nothing is claimed.
 """
@@ -56,21 +56,30 @@ class Dispatcher:
         runtime.breaker = self.breaker
         self.delivery = Delivery(runtime, self.worker_id, self.retry, self.breaker)
         self._stopping = asyncio.Event()
-        self._limit = asyncio.Semaphore(self.settings.worker_concurrency)
 
     # -- the loop -------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Dispatch until ``stop`` is set; then finish or release what is held."""
+        """Dispatch until ``stop`` is set; then finish or release what is held.
+
+        Claims are pipelined: as jobs finish, more messages are claimed while the
+        rest are still being sent, so the provider call slots never wait for the
+        slowest job of a batch. At most ``SMSGW_WORKER_BATCH_SIZE`` messages are
+        held at once.
+        """
         stop = stop or self._stopping
         listener = asyncio.create_task(self._listen(stop)) if self.runtime.is_postgres else None
+        held: dict[asyncio.Task[None], int] = {}  # job -> messages in it
         log.info("dispatcher %s started", self.worker_id)
         try:
             while not stop.is_set():
                 self.runtime.wakeup.clear()
+                room = self.settings.worker_batch_size - sum(held.values())
                 try:
-                    handled = await self.run_once(stop)
-                    if handled >= self.settings.worker_batch_size:
+                    claimed = await self._claim_into(held, room, stop) if room > 0 else 0
+                    if held and (room <= 0 or claimed >= room):
+                        # Full: more may be due as soon as a job makes room.
+                        await asyncio.wait(held, return_when=asyncio.FIRST_COMPLETED)
                         continue
                     timeout = await self._idle_timeout()
                 except _DATABASE_ERRORS as exc:
@@ -78,6 +87,8 @@ class Dispatcher:
                     timeout = self.settings.worker_poll_seconds
                 await _wait_any(stop, self.runtime.wakeup, seconds=timeout)
         finally:
+            if held:  # jobs waiting for a call slot release their messages (stop is set)
+                await asyncio.gather(*held, return_exceptions=True)
             if listener is not None:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -89,23 +100,38 @@ class Dispatcher:
 
     async def run_once(self, stop: asyncio.Event | None = None) -> int:
         """Claim one batch and process it. Returns how many messages were claimed."""
+        held: dict[asyncio.Task[None], int] = {}
+        claimed = await self._claim_into(held, self.settings.worker_batch_size, stop)
+        if held:
+            await asyncio.gather(*held)
+        return claimed
+
+    async def _claim_into(
+        self, held: dict[asyncio.Task[None], int], room: int, stop: asyncio.Event | None
+    ) -> int:
+        """Claim up to ``room`` due messages and start their jobs; how many were claimed."""
         if not self.breaker.allows():
             return 0
+        if self.breaker.state == "half_open":
+            # A half-open circuit lets a single message through as the probe.
+            if held:
+                return 0
+            room = 1
         now = utcnow()
-        # A half-open circuit lets a single message through as the probe.
-        limit = 1 if self.breaker.state == "half_open" else self.settings.worker_batch_size
         async with self.runtime.sessionmaker() as session, session.begin():
             claimed = await claim_due(
                 session,
                 worker=self.worker_id,
                 now=now,
                 lease=timedelta(seconds=self.settings.lease_seconds),
-                limit=limit,
+                limit=room,
             )
         if claimed:
             self.delivery.start_pass()
-            jobs = group_jobs(claimed, self.settings.batch_max_receivers, now)
-            await asyncio.gather(*(self._guarded(job, stop) for job in jobs))
+            for job in group_jobs(claimed, self.settings.batch_max_receivers, now):
+                task = asyncio.create_task(self._guarded(job, stop))
+                held[task] = len(job)
+                task.add_done_callback(held.pop)
         return len(claimed)
 
     async def _idle_timeout(self) -> float:
@@ -140,16 +166,19 @@ class Dispatcher:
         self.runtime.wakeup.set()
 
     async def _guarded(self, job: list[Claimed], stop: asyncio.Event | None) -> None:
-        async with self._limit:
-            request_id.set(job[0].request_id)
-            try:
-                if stop is not None and stop.is_set():
-                    await self.delivery.release_unstarted(job)
-                    return
-                await self.delivery.send(job)
-            except _DATABASE_ERRORS as exc:
-                # The lease runs out and another pass picks the messages up again.
-                log.warning("%d message(s) left to their lease: %s", len(job), type(exc).__name__)
+        """One job of the batch; ``Delivery.calls`` bounds the provider calls in flight."""
+        request_id.set(job[0].request_id)
+        try:
+            if stop is not None and stop.is_set():
+                await self.delivery.release_unstarted(job)
+                return
+            await self.delivery.send(job, stop)
+        except _DATABASE_ERRORS as exc:
+            # The lease runs out and another pass picks the messages up again.
+            log.warning("%d message(s) left to their lease: %s", len(job), type(exc).__name__)
+        except Exception:
+            # A bug must not stop the loop: the lease brings the messages back.
+            log.exception("%d message(s) left to their lease after an error", len(job))
 
 
 async def _wait_any(stop: asyncio.Event, wakeup: asyncio.Event, *, seconds: float) -> None:

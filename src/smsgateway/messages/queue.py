@@ -39,6 +39,7 @@ class Claimed:
     job_tag: str | None
     valid_until: datetime | None
     event_type: str | None
+    client_id: str
 
 
 async def claim_due(
@@ -93,6 +94,7 @@ async def claim_due(
             Message.job_tag,
             Message.valid_until,
             Message.event_type,
+            Message.client_id,
         )
         .execution_options(synchronize_session=False)
     )
@@ -111,6 +113,7 @@ async def claim_due(
             job_tag=row[9],
             valid_until=row[10],
             event_type=row[11],
+            client_id=row[12],
         )
         for row in rows
     ]
