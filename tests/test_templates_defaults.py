@@ -275,3 +275,13 @@ def test_template_error_is_a_value_error() -> None:
 )
 def test_first_name(name: str, expected: str) -> None:
     assert first_name(name) == expected
+
+
+def test_the_same_instant_in_two_offsets_shows_each_wall_clock() -> None:
+    """Equal aware datetimes: the kept texts are told apart by their offset."""
+    paris = datetime(2026, 12, 1, 9, 0, tzinfo=timezone(timedelta(hours=1)))
+    utc = paris.astimezone(UTC)
+    assert paris == utc
+    assert format_when(paris, "en") == "Tue, Dec 1, 9:00 AM"
+    assert format_when(utc, "en") == "Tue, Dec 1, 8:00 AM"
+    assert format_when(paris, "en") == "Tue, Dec 1, 9:00 AM"

@@ -12,7 +12,8 @@ from __future__ import annotations
 import string
 import unicodedata
 from collections.abc import Collection, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_skeleton, format_time, get_datetime_format
@@ -119,6 +120,13 @@ def format_when(moment: datetime, language: str) -> str:
     """
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    # Equal aware datetimes may differ in offset, and the offset sets the wall clock.
+    return _format_when(moment, moment.utcoffset(), language)
+
+
+@lru_cache(maxsize=1024)
+def _format_when(moment: datetime, _offset: timedelta | None, language: str) -> str:
+    """``format_when``, kept for moments seen lately (an event's dates recur in its texts)."""
     locale = _babel_locale(language)
     date_part = format_skeleton(_DATE_SKELETON, moment, locale=locale)
     time_part = format_time(moment, format="short", locale=locale)
