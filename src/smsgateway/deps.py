@@ -21,15 +21,23 @@ from smsgateway.runtime import Runtime
 _bearer = HTTPBearer(auto_error=False, description="The client's API key")
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are ``async def`` even when they do not await: FastAPI runs a plain
+# ``def`` dependency in a worker thread, a hop each request would pay for nothing.
+
+
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_settings_dep(runtime: RuntimeDep) -> Settings:
+async def get_settings_dep(runtime: RuntimeDep) -> Settings:
     return runtime.settings
 
 
@@ -56,7 +64,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-def _the_request(request: Request) -> Request:
+async def _the_request(request: Request) -> Request:
     return request
 
 
@@ -81,7 +89,7 @@ async def current_client(
             "Send the API key as 'Authorization: Bearer <key>'.",
             headers=_UNAUTHORIZED,
         )
-    runtime = get_runtime(request) if request is not None else None
+    runtime = runtime_of(request) if request is not None else None
     key_hash = hash_key(credentials.credentials)
     client = runtime.client_cache.get(session, key_hash) if runtime is not None else None
     if client is None:
@@ -127,10 +135,8 @@ def _check_rate(runtime: Runtime, client: ApiClient) -> None:
 ClientDep = Annotated[ApiClient, Depends(current_client)]
 
 
-def require_admin(
-    runtime: RuntimeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
+def check_admin(runtime: Runtime, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """Refuse (401) anything but the admin token."""
     expected = (
         runtime.settings.admin_token.get_secret_value() if runtime.settings.admin_token else ""
     )
@@ -138,3 +144,11 @@ def require_admin(
     # An unset or empty token never matches: an empty one must not open admin routes.
     if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Problem(401, "unauthorized", "Admin token required", headers=_UNAUTHORIZED)
+
+
+async def require_admin(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """The admin token, or a 401 problem."""
+    check_admin(runtime, credentials)

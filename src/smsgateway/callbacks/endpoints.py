@@ -39,7 +39,7 @@ class CallbackAck(BaseModel):
     duplicate: bool = False
 
 
-def check_token(token: str, runtime: RuntimeDep) -> None:
+async def check_token(token: str, runtime: RuntimeDep) -> None:
     secret = runtime.settings.callback_token
     expected = secret.get_secret_value() if secret else ""
     # Unknown and wrong tokens look the same: a 404, as if the URL did not exist.

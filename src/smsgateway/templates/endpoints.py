@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from smsgateway.deps import RuntimeDep, SessionDep, current_client, require_admin
+from smsgateway.deps import RuntimeDep, SessionDep, check_admin, current_client, require_admin
 from smsgateway.errors import PROBLEM_JSON, Problem
 from smsgateway.events.schemas import EventType, Role
 from smsgateway.templates import service
@@ -59,12 +59,12 @@ async def require_reader(
     (IP allowlist, rate limit); 401 for anything else.
     """
     try:
-        require_admin(runtime, credentials)
+        check_admin(runtime, credentials)
     except Problem:
         await current_client(session, credentials, request=request)
 
 
-def actor_of(
+async def actor_of(
     x_actor: Annotated[
         str | None,
         Header(
