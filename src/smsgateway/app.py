@@ -17,7 +17,7 @@ from smsgateway.callbacks.endpoints import router as callbacks_router
 from smsgateway.callbacks.incoming import router as incoming_router
 from smsgateway.campaigns.endpoints import router as campaigns_router
 from smsgateway.clients.account import router as account_router
-from smsgateway.clients.credits import INSUFFICIENT_AT_COMMIT
+from smsgateway.clients.credits import INSUFFICIENT_AT_COMMIT, insufficient_credits
 from smsgateway.clients.endpoints import router as admin_clients_router
 from smsgateway.config import Settings, get_settings
 from smsgateway.db import sqlstate
@@ -125,12 +125,9 @@ def create_app(
             return await _database_down(request, exc)
         if sqlstate(exc) == INSUFFICIENT_AT_COMMIT:
             # A commit that reserved credits found them spent by a concurrent request
-            # (handlers normally turn this into a detailed 402 with commit_reserved).
-            problem = Problem(
-                402,
-                "insufficient-credits",
-                "Not enough credits",
-                "Concurrent requests spent the credits this one needed; nothing was stored.",
+            # (the handlers that reserve commit with commit_reserved, which says more).
+            problem = insufficient_credits(
+                "Concurrent requests spent the credits this one needed; nothing was stored."
             )
             return problem_response(problem, request)
         if not _transaction_conflict(exc):

@@ -25,10 +25,9 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.campaigns.models import Campaign
-from smsgateway.clients.credits import check_alert
+from smsgateway.clients.credits import check_alert, insufficient_credits
 from smsgateway.clients.models import ApiClient, CreditEntry
 from smsgateway.db import utcnow
-from smsgateway.errors import Problem
 from smsgateway.messages.models import Message
 from smsgateway.messages.states import Status
 
@@ -51,10 +50,7 @@ async def hold(session: AsyncSession, client_id: str, campaign_id: str, amount: 
         .execution_options(synchronize_session=False)
     )
     if balance is None:
-        raise Problem(
-            402,
-            "insufficient-credits",
-            "Not enough credits",
+        raise insufficient_credits(
             f"This campaign needs {amount.normalize():f} credits and"
             f" {Decimal(left).normalize():f} are left.",
             credits_needed=float(amount),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Boolean, Numeric, func, select, text, update
 from sqlalchemy.exc import DBAPIError
@@ -157,21 +158,24 @@ async def commit_reserved(session: AsyncSession, client_id: str) -> None:
         await session.rollback()
         left = await session.scalar(select(ApiClient.balance).where(ApiClient.id == client_id))
         await session.rollback()
-        raise Problem(
-            402,
-            "insufficient-credits",
-            "Not enough credits",
+        raise insufficient_credits(
             f"This request needed more credits than the {_num(left)} left.",
             credits_left=float(left or 0),
         ) from None
 
 
-def _insufficient(needed: Decimal, left: Decimal) -> Problem:
-    return Problem(
-        402,
-        "insufficient-credits",
-        "Not enough credits",
-        f"This request needs {_num(needed)} credits and {_num(left)} are left.",
+def insufficient_credits(
+    detail: str, *, credits_needed: float | None = None, credits_left: float | None = None
+) -> Problem:
+    """The 402 problem of every request that asks for more credits than are left."""
+    figures = {"credits_needed": credits_needed, "credits_left": credits_left}
+    given: dict[str, Any] = {name: value for name, value in figures.items() if value is not None}
+    return Problem(402, "insufficient-credits", "Not enough credits", detail, **given)
+
+
+def _insufficient(needed: Decimal, left: Decimal, what: str = "This request") -> Problem:
+    return insufficient_credits(
+        f"{what} needs {_num(needed)} credits and {_num(left)} are left.",
         credits_needed=float(needed),
         credits_left=float(left),
     )

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
+from smsgateway.clients.credits import commit_reserved
 from smsgateway.deps import ClientDep, RuntimeDep, SessionDep
 from smsgateway.errors import PROBLEM_JSON, Problem
 from smsgateway.phones import registry, subscribers
@@ -66,6 +67,7 @@ async def put_phone(
     or to change the number or the method, `DELETE` then `PUT`. An opted-out
     or suspended number is registered but gets no SMS.
     """
+    client_id = client.id  # read now: a rollback in register expires loaded objects
     reg = await registry.register(
         session,
         runtime,
@@ -76,7 +78,7 @@ async def put_phone(
         method=body.method,
     )
     answer = PhoneOut.of(reg, runtime.settings.verification_max_attempts)
-    await session.commit()
+    await commit_reserved(session, client_id)  # the verification SMS reserved credits
     if reg.sent:
         runtime.wakeup.set()
     if not reg.created:
