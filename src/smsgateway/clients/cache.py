@@ -27,6 +27,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from smsgateway.clients.models import ApiClient
+from smsgateway.expiring import Expiring
 
 _COLUMNS = tuple(attr.key for attr in ApiClient.__mapper__.column_attrs)
 
@@ -36,19 +37,14 @@ class ClientCache:
         self, seconds: float, *, size: int = 1024, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.seconds = seconds
-        self.size = size
-        self._clock = clock
-        self._rows: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._webhooks: dict[str, tuple[float, str | None]] = {}
+        self._rows: Expiring[str, dict[str, Any]] = Expiring(seconds, size=size, clock=clock)
+        # client id -> webhook address, "" for none
+        self._webhooks: Expiring[str, str] = Expiring(seconds, size=size, clock=clock)
 
     def get(self, session: AsyncSession, key_hash: str) -> ApiClient | None:
         """The cached client attached to ``session``, or None when absent or stale."""
-        found = self._rows.get(key_hash)
-        if found is None:
-            return None
-        expires, values = found
-        if self._clock() >= expires:
-            del self._rows[key_hash]
+        values = self._rows.get(key_hash)
+        if values is None:
             return None
         existing = session.identity_map.get(identity_key(ApiClient, values["id"]))
         if isinstance(existing, ApiClient):
@@ -59,26 +55,14 @@ class ClientCache:
         return client
 
     def put(self, key_hash: str, client: ApiClient) -> None:
-        if self.seconds <= 0:
-            return
-        if len(self._rows) >= self.size:
-            self._rows.clear()  # rare (more clients than slots): start over
-        values = {name: getattr(client, name) for name in _COLUMNS}
-        self._rows[key_hash] = (self._clock() + self.seconds, values)
+        self._rows.put(key_hash, {name: getattr(client, name) for name in _COLUMNS})
 
-    def webhook_url(self, client_id: str) -> tuple[bool, str | None]:
-        """(known, url): a client's webhook address as read lately, for the dispatcher."""
-        found = self._webhooks.get(client_id)
-        if found is None or self._clock() >= found[0]:
-            return False, None
-        return True, found[1]
+    def webhook_url(self, client_id: str) -> str | None:
+        """A client's webhook address as read lately ("" for none), None if not known."""
+        return self._webhooks.get(client_id)
 
     def put_webhook_url(self, client_id: str, url: str | None) -> None:
-        if self.seconds <= 0:
-            return
-        if len(self._webhooks) >= self.size:
-            self._webhooks.clear()
-        self._webhooks[client_id] = (self._clock() + self.seconds, url)
+        self._webhooks.put(client_id, url or "")
 
     def clear(self) -> None:
         self._rows.clear()

@@ -451,8 +451,8 @@ class Delivery:
     async def _has_webhook(self, session: AsyncSession, client_id: str) -> bool:
         """Whether the client takes webhooks (its address cached a few seconds)."""
         cache = self.runtime.client_cache
-        known, url = cache.webhook_url(client_id)
-        if not known:
+        url = cache.webhook_url(client_id)
+        if url is None:
             url = await session.scalar(
                 select(ApiClient.webhook_url).where(ApiClient.id == client_id)
             )

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
-T = TypeVar("T")
+from smsgateway.expiring import Expiring
 
 # Bumped by every template write in this process: a copy read before it is stale.
 _generation = 0
@@ -28,19 +27,14 @@ def templates_changed() -> None:
 class TemplateCache:
     def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
-        self._clock = clock
-        self._pairs: dict[tuple[str, str], tuple[float, int, object]] = {}
+        # pair -> (the write generation it was read in, the templates)
+        self._pairs: Expiring[tuple[str, str], tuple[int, object]] = Expiring(seconds, clock=clock)
 
     def get(self, pair: tuple[str, str]) -> object | None:
         found = self._pairs.get(pair)
-        if found is None:
+        if found is None or found[0] != _generation:
             return None
-        expires, generation, value = found
-        if generation != _generation or self._clock() >= expires:
-            del self._pairs[pair]
-            return None
-        return value
+        return found[1]
 
     def put(self, pair: tuple[str, str], value: object) -> None:
-        if self.seconds > 0:
-            self._pairs[pair] = (self._clock() + self.seconds, _generation, value)
+        self._pairs.put(pair, (_generation, value))
