@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 from sqlalchemy import select, update
 
-from smsgateway.clients.models import ApiClient
 from smsgateway.clients.service import create_client
 from smsgateway.db import utcnow
-from smsgateway.messages.models import Message
+from smsgateway.models.clients import ApiClient
+from smsgateway.models.messages import Message
 from smsgateway.runtime import Runtime
 
 

@@ -13,9 +13,9 @@ import httpx
 from smsgateway.clients.cache import ClientCache
 from smsgateway.clients.credits import adjust
 from smsgateway.clients.service import create_client, disable_client
+from smsgateway.models.templates import StoredTemplate
 from smsgateway.runtime import Runtime
 from smsgateway.templates.cache import TemplateCache
-from smsgateway.templates.models import StoredTemplate
 from tests.conftest import ADMIN_TOKEN, booking_event
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

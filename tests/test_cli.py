@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from smsgateway.clients.models import ApiClient
 from smsgateway.clients.service import hash_key
+from smsgateway.models.clients import ApiClient
 from smsgateway.runtime import Runtime
 
 

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from smsgateway.clients.credits import ledger_sum
-from smsgateway.clients.models import ApiClient, CreditEntry
 from smsgateway.clients.service import client_for_key, hash_key
+from smsgateway.models.clients import ApiClient, CreditEntry
 from smsgateway.runtime import Runtime
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from smsgateway.config import Settings
 from smsgateway.errors import PROBLEM_JSON
-from smsgateway.messages.models import Message
+from smsgateway.models.messages import Message
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from smsgateway.templates.schemas import PLACEHOLDER_VALUE_MAX_LENGTH

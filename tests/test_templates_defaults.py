@@ -6,11 +6,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from smsgateway.booking import EVENT_TYPES, RECIPIENTS
 from smsgateway.templates.defaults import (
     DEFAULT_TEMPLATES,
-    EVENT_TYPES,
     PLACEHOLDERS,
-    RECIPIENTS,
     SAMPLE_VALUES,
     offered_placeholders,
 )

@@ -10,12 +10,12 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.clients.models import ApiClient
 from smsgateway.clients.network import allowed, request_address
 from smsgateway.clients.ratelimit import retry_after_header
 from smsgateway.clients.service import client_for_key, hash_key
 from smsgateway.config import Settings
 from smsgateway.errors import Problem
+from smsgateway.models.clients import ApiClient
 from smsgateway.runtime import Runtime
 
 _bearer = HTTPBearer(auto_error=False, description="The client's API key")

@@ -15,12 +15,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from smsgateway.booking import EventType, Role
 from smsgateway.deps import RuntimeDep, SessionDep, current_client
 from smsgateway.encoding import analyse
 from smsgateway.errors import PROBLEM_JSON
-from smsgateway.events.schemas import EventType, Role
 from smsgateway.messages.schemas import Credits
-from smsgateway.phones.numbers import InvalidNumber, normalise
+from smsgateway.numbers import InvalidNumber, normalise
 from smsgateway.templates.languages import canonical_language
 from smsgateway.templates.preview import render_template
 from smsgateway.templates.schemas import (

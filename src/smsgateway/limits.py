@@ -160,7 +160,7 @@ def scrub(text: str) -> str:
 def _mask_phone(match: re.Match[str]) -> str:
     digits = match.group(1) or match.group(2)
     prefix = match.group(0)[: len(match.group(0)) - len(digits)]
-    # As ``phones.numbers.mask`` does: the country and the last two digits stay.
+    # As ``numbers.mask`` does: the country and the last two digits stay.
     return prefix + digits[:2] + "*" * (len(digits) - 4) + digits[-2:]
 
 

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from smsgateway.callbacks.models import DeliveryReport
 from smsgateway.callbacks.service import apply_pending_reports
 from smsgateway.messages import delivery as dispatcher_module
 from smsgateway.messages.dispatcher import Dispatcher
+from smsgateway.models.callbacks import DeliveryReport
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import CALLBACK_TOKEN, booking_event

@@ -17,11 +17,11 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
-from smsgateway.campaigns.models import Campaign, CampaignChunk
 from smsgateway.campaigns.worker import CampaignWorker
-from smsgateway.clients.models import ApiClient
 from smsgateway.clients.service import create_client
-from smsgateway.messages.models import Message
+from smsgateway.models.campaigns import Campaign, CampaignChunk
+from smsgateway.models.clients import ApiClient
+from smsgateway.models.messages import Message
 from smsgateway.runtime import Runtime
 
 TEXT = "Hi #FIRSTNAME#, your code #CODE# gives -20% this week."

@@ -12,13 +12,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from smsgateway.campaigns.models import Campaign
 from smsgateway.campaigns.service import cancel_campaign
 from smsgateway.campaigns.worker import CampaignWorker
 from smsgateway.clients.credits import ledger_sum
-from smsgateway.clients.models import ApiClient
 from smsgateway.clients.service import create_client
-from smsgateway.messages.models import Message
+from smsgateway.models.campaigns import Campaign
+from smsgateway.models.clients import ApiClient
+from smsgateway.models.messages import Message
 from smsgateway.runtime import Runtime
 
 ROWS = 7

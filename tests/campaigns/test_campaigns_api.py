@@ -12,14 +12,14 @@ import pytest
 from sqlalchemy import func, select, update
 
 from smsgateway.app import create_app
-from smsgateway.campaigns.models import Campaign, CampaignChunk
 from smsgateway.campaigns.worker import CampaignWorker
 from smsgateway.clients.credits import ledger_sum
-from smsgateway.clients.models import ApiClient, CreditEntry
 from smsgateway.clients.service import create_client
 from smsgateway.messages.dispatcher import Dispatcher
-from smsgateway.messages.models import Message
-from smsgateway.phones.models import NumberState
+from smsgateway.models.campaigns import Campaign, CampaignChunk
+from smsgateway.models.clients import ApiClient, CreditEntry
+from smsgateway.models.messages import Message
+from smsgateway.models.phones import NumberState
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import event, update
 
 from smsgateway.clients.credits import refund
-from smsgateway.clients.models import ApiClient
 from smsgateway.clients.service import create_client
-from smsgateway.messages.models import Message
+from smsgateway.models.clients import ApiClient
+from smsgateway.models.messages import Message
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event
 

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from smsgateway.clients.credits import ledger_sum
-from smsgateway.clients.models import ApiClient, CreditEntry
 from smsgateway.clients.service import hash_key
+from smsgateway.models.clients import ApiClient, CreditEntry
+from smsgateway.models.webhooks import WebhookDelivery
 from smsgateway.runtime import Runtime
-from smsgateway.webhooks.models import WebhookDelivery
 from tests.conftest import ADMIN_TOKEN, booking_event
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -10,17 +10,17 @@ import pytest
 from sqlalchemy import func, select
 
 from smsgateway.clients.credits import commit_reserved, ledger_sum, refund, reserve
-from smsgateway.clients.models import ApiClient, CreditEntry
 from smsgateway.clients.service import create_client
 from smsgateway.errors import Problem
 from smsgateway.messages.dispatcher import Dispatcher
-from smsgateway.messages.models import Message
 from smsgateway.messages.service import build_message
+from smsgateway.models.clients import ApiClient, CreditEntry
+from smsgateway.models.messages import Message
+from smsgateway.models.webhooks import WebhookDelivery
 from smsgateway.phones.service import Recipient
 from smsgateway.providers.base import PermanentProviderError
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
-from smsgateway.webhooks.models import WebhookDelivery
 from tests.conftest import CALLBACK_TOKEN, booking_event
 
 
@@ -80,7 +80,7 @@ async def test_not_enough_credits_is_a_402_and_stores_nothing(
     assert problem["credits_left"] == 1
     assert "needs 2 credits and 1 are left" in problem["detail"]
     assert await _count(runtime, Message) == 0
-    from smsgateway.events.models import BookingEvent
+    from smsgateway.models.events import BookingEvent
 
     assert await _count(runtime, BookingEvent) == 0
     assert await _balance(runtime, client_id) == (Decimal(1), Decimal(1))

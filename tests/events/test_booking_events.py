@@ -8,9 +8,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from smsgateway.events.models import BookingEvent
 from smsgateway.messages.dispatcher import Dispatcher
-from smsgateway.messages.models import Message
+from smsgateway.models.events import BookingEvent
+from smsgateway.models.messages import Message
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event

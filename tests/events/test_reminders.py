@@ -16,13 +16,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from smsgateway.clients.models import ApiClient, CreditEntry
 from smsgateway.clients.service import create_client
 from smsgateway.config import Settings
 from smsgateway.events.reminders import reminder_due
 from smsgateway.messages.dispatcher import Dispatcher
-from smsgateway.messages.models import Message
-from smsgateway.phones.models import NumberState
+from smsgateway.models.clients import ApiClient, CreditEntry
+from smsgateway.models.messages import Message
+from smsgateway.models.phones import NumberState
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event

@@ -22,7 +22,7 @@ from sqlalchemy import update
 from smsgateway.config import Settings
 from smsgateway.db import utcnow
 from smsgateway.messages.dispatcher import Dispatcher
-from smsgateway.messages.models import Message
+from smsgateway.models.messages import Message
 from smsgateway.providers.base import JobResult, OutgoingJob, TransientProviderError
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime, build_runtime

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from smsgateway.messages.models import provider_tag_for
+from smsgateway.models.messages import provider_tag_for
 from tests.conftest import booking_event
 from tests.databases import own_database
 from tests.processes import (

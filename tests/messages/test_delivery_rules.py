@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 
 from smsgateway.db import utcnow
 from smsgateway.messages.dispatcher import Dispatcher
-from smsgateway.messages.models import Message, SendAttempt
 from smsgateway.messages.report_checks import ReportChecker
+from smsgateway.models.messages import Message, SendAttempt
 from smsgateway.providers.base import TransientProviderError
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.providers.health import circuit_state, take_call

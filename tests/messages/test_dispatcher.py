@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from smsgateway.config import Settings
 from smsgateway.db import utcnow
 from smsgateway.messages.dispatcher import Dispatcher
-from smsgateway.messages.models import Message, SendAttempt
 from smsgateway.messages.queue import RetryPolicy, claim_due
+from smsgateway.models.messages import Message, SendAttempt
 from smsgateway.providers.base import PermanentProviderError, TransientProviderError
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime, build_runtime

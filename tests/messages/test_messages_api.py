@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from smsgateway.messages.dispatcher import Dispatcher
-from smsgateway.messages.models import Message
+from smsgateway.models.messages import Message
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event

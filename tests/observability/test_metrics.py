@@ -16,11 +16,11 @@ from smsgateway.app import create_app
 from smsgateway.config import Settings
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.models import ProviderState
+from smsgateway.models.webhooks import WebhookDelivery
 from smsgateway.observability.metrics import CONTENT_TYPE, serve_worker_metrics
 from smsgateway.providers.base import OutgoingJob, TransientProviderError
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime, build_runtime
-from smsgateway.webhooks.models import WebhookDelivery
 from tests.conftest import CALLBACK_TOKEN, booking_event
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

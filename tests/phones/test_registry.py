@@ -12,18 +12,18 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from smsgateway.clients.models import ApiClient
 from smsgateway.clients.service import create_client
 from smsgateway.config import Settings
 from smsgateway.db import utcnow
 from smsgateway.messages.dispatcher import Dispatcher
-from smsgateway.messages.models import Message
-from smsgateway.phones.models import NumberState, UserPhone
+from smsgateway.models.clients import ApiClient
+from smsgateway.models.messages import Message
+from smsgateway.models.phones import NumberState, UserPhone
+from smsgateway.models.webhooks import WebhookDelivery
 from smsgateway.phones.registry import registrations_for, verify_by_reply
 from smsgateway.phones.texts import verification_text
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
-from smsgateway.webhooks.models import WebhookDelivery
 from tests.conftest import booking_event
 
 ANNA = "+33601020304"

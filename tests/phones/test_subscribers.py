@@ -10,13 +10,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from smsgateway.clients.models import ApiClient
 from smsgateway.clients.service import create_client
 from smsgateway.config import Settings
 from smsgateway.db import utcnow
 from smsgateway.messages.dispatcher import Dispatcher
-from smsgateway.messages.models import Message
-from smsgateway.phones.models import NumberState, UserPhone
+from smsgateway.models.clients import ApiClient
+from smsgateway.models.messages import Message
+from smsgateway.models.phones import NumberState, UserPhone
 from smsgateway.pricing import Pricing
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime

@@ -9,15 +9,15 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from smsgateway.callbacks.models import IncomingMessage
-from smsgateway.events.models import BookingRequest
 from smsgateway.messages.dispatcher import Dispatcher
-from smsgateway.phones.models import NumberState
+from smsgateway.models.callbacks import IncomingMessage
+from smsgateway.models.events import BookingRequest
+from smsgateway.models.phones import NumberState
+from smsgateway.models.webhooks import WebhookDelivery
 from smsgateway.providers.base import IncomingSms
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.replies.poller import ReplyPoller
 from smsgateway.runtime import Runtime
-from smsgateway.webhooks.models import WebhookDelivery
 from tests.conftest import CALLBACK_TOKEN, booking_event
 from tests.helpers import balance, first_message, new_client
 

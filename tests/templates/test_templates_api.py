@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import func, select
 
 from smsgateway.messages.dispatcher import Dispatcher
+from smsgateway.models.templates import StoredTemplate, TemplateChange
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from smsgateway.templates.defaults import DEFAULT_TEMPLATES, PLACEHOLDERS
 from smsgateway.templates.languages import canonical_language
-from smsgateway.templates.models import StoredTemplate, TemplateChange
 from smsgateway.templates.service import find_template
 from tests.conftest import ADMIN_TOKEN, booking_event
 

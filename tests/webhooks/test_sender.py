@@ -11,11 +11,11 @@ import httpx
 import respx
 from sqlalchemy import select
 
-from smsgateway.clients.models import ApiClient
 from smsgateway.clients.service import create_client
 from smsgateway.db import utcnow
+from smsgateway.models.clients import ApiClient
+from smsgateway.models.webhooks import WebhookDelivery
 from smsgateway.runtime import Runtime
-from smsgateway.webhooks.models import WebhookDelivery
 from smsgateway.webhooks.sender import WebhookSender
 from smsgateway.webhooks.service import enqueue
 from smsgateway.webhooks.signing import SIGNATURE_HEADER, signature_header, verify

@@ -21,7 +21,7 @@ from smsgateway.callbacks.endpoints import (
 )
 from smsgateway.deps import RuntimeDep, SessionDep
 from smsgateway.errors import Problem
-from smsgateway.phones.numbers import InvalidNumber, normalise
+from smsgateway.numbers import InvalidNumber, normalise
 from smsgateway.providers.base import IncomingSms
 from smsgateway.replies.service import HASH_ID_PREFIX, REPLY_REGION, handle_incoming, opt_out
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smsgateway.messages.states import Status
+from smsgateway.models.status import Status
 
 DLR_PENDING = frozenset({0, 4, 8})
 DLR_DELIVERED = 1

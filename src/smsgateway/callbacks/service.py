@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.callbacks.models import DeliveryReport
 from smsgateway.callbacks.ptt import DLR_NOT_BILLED, outcome
 from smsgateway.clients.credits import refund
 from smsgateway.db import upsert_for, utcnow
-from smsgateway.messages.models import Message
 from smsgateway.messages.notify import status_changed
-from smsgateway.messages.states import FINAL, Status, rank
+from smsgateway.models.callbacks import DeliveryReport
+from smsgateway.models.messages import Message
+from smsgateway.models.status import FINAL, Status, rank
 
 log = logging.getLogger(__name__)
 

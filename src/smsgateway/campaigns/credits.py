@@ -24,12 +24,12 @@ from decimal import Decimal
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.campaigns.models import Campaign
 from smsgateway.clients.credits import check_alert, insufficient_credits
-from smsgateway.clients.models import ApiClient, CreditEntry
 from smsgateway.db import utcnow
-from smsgateway.messages.models import Message
-from smsgateway.messages.states import Status
+from smsgateway.models.campaigns import Campaign
+from smsgateway.models.clients import ApiClient, CreditEntry
+from smsgateway.models.messages import Message
+from smsgateway.models.status import Status
 
 
 async def hold(session: AsyncSession, client_id: str, campaign_id: str, amount: Decimal) -> bool:

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from smsgateway.encoding import SmsParts, analyse
 from smsgateway.errors import Problem
-from smsgateway.phones.numbers import InvalidNumber, normalise
+from smsgateway.numbers import InvalidNumber, normalise
 from smsgateway.pricing import Pricing
 
 NUMBER_COLUMN = "number"

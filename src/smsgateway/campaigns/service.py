@@ -19,7 +19,6 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.campaigns.credits import hold, refund_cancelled, release
-from smsgateway.campaigns.models import Campaign, CampaignChunk, new_campaign_id
 from smsgateway.campaigns.schemas import (
     CampaignDryRun,
     CampaignIn,
@@ -30,8 +29,9 @@ from smsgateway.campaigns.schemas import (
 from smsgateway.campaigns.survey import survey
 from smsgateway.db import utcnow
 from smsgateway.errors import Problem
-from smsgateway.messages.models import Message
-from smsgateway.messages.states import Status
+from smsgateway.models.campaigns import Campaign, CampaignChunk, new_campaign_id
+from smsgateway.models.messages import Message
+from smsgateway.models.status import Status
 from smsgateway.runtime import Runtime
 
 CHUNK_BYTES = 1024 * 1024

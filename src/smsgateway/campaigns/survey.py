@@ -28,7 +28,7 @@ from smsgateway.campaigns.schemas import (
     SkippedCounts,
     SkippedRow,
 )
-from smsgateway.phones.models import NumberState
+from smsgateway.models.phones import NumberState
 from smsgateway.runtime import Runtime
 
 Judged = tuple[GoodRow | BadRow, str | None]  # a row and, for a good one, why it is skipped

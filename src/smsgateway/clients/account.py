@@ -25,12 +25,12 @@ from sqlalchemy import ColumnElement, and_, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from smsgateway.clients.models import CreditEntry
 from smsgateway.clients.schemas import AccountOut, DayUsage, TagUsage, Usage, UsageTotals
 from smsgateway.deps import ClientDep, SessionDep
 from smsgateway.errors import PROBLEM_JSON, Problem
-from smsgateway.messages.models import Message
-from smsgateway.messages.states import Status
+from smsgateway.models.clients import CreditEntry
+from smsgateway.models.messages import Message
+from smsgateway.models.status import Status
 
 router = APIRouter(prefix="/v1/account", tags=["account"])
 

@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
-from smsgateway.clients.models import ApiClient
 from smsgateway.expiring import Expiring
+from smsgateway.models.clients import ApiClient
 
 _COLUMNS = tuple(attr.key for attr in ApiClient.__mapper__.column_attrs)
 

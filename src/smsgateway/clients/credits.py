@@ -23,11 +23,11 @@ from sqlalchemy import Boolean, Numeric, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.clients.models import ApiClient, CreditEntry
 from smsgateway.db import sqlstate, upsert_for, utcnow
 from smsgateway.errors import Problem
-from smsgateway.messages.models import Message
-from smsgateway.messages.states import Status
+from smsgateway.models.clients import ApiClient, CreditEntry
+from smsgateway.models.messages import Message
+from smsgateway.models.status import Status
 from smsgateway.webhooks.service import enqueue
 
 log = logging.getLogger(__name__)

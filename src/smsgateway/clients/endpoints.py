@@ -32,7 +32,7 @@ from smsgateway.deps import RuntimeDep, SessionDep, require_admin
 from smsgateway.errors import PROBLEM_JSON
 from smsgateway.messages.schemas import MessageList, MessageOut
 from smsgateway.messages.service import list_messages
-from smsgateway.messages.states import Status
+from smsgateway.models.status import Status
 
 router = APIRouter(
     prefix="/v1/admin/clients",

@@ -23,9 +23,9 @@ from pydantic import (
     model_validator,
 )
 
-from smsgateway.clients.models import ApiClient, CreditEntry
 from smsgateway.clients.network import MAX_ALLOWED_IPS, normalise_entry
 from smsgateway.messages.schemas import Credits
+from smsgateway.models.clients import ApiClient, CreditEntry
 
 # Numeric(14, 4): ten digits before the point.
 _MAX_CREDITS = Decimal("9999999999")

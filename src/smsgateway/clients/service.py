@@ -12,10 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.clients import credits
-from smsgateway.clients.models import ApiClient, CreditEntry
 from smsgateway.clients.schemas import ClientCreate, ClientUpdate
 from smsgateway.db import utcnow
 from smsgateway.errors import Problem
+from smsgateway.models.clients import ApiClient, CreditEntry
 
 KEY_PREFIX = "sgw_"
 

@@ -34,17 +34,17 @@ from typing import cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgateway.booking import RECIPIENTS
 from smsgateway.config import Settings
 from smsgateway.db import upsert_for, utcnow
 from smsgateway.events.schemas import BookingEventIn, EventReminder, Party
 from smsgateway.events.texts import RecipientMemo, booking_message, resolve_party
-from smsgateway.messages.models import Message
 from smsgateway.messages.notify import status_changed
 from smsgateway.messages.schedule import after_quiet_hours, before_quiet_hours
 from smsgateway.messages.service import cancel_queued
-from smsgateway.messages.states import Status
+from smsgateway.models.messages import Message
+from smsgateway.models.status import Status
 from smsgateway.runtime import Runtime
-from smsgateway.templates.defaults import RECIPIENTS
 
 REMINDER = "reminder"
 STARTING_SOON = "booking.starting_soon"

@@ -14,7 +14,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.db import upsert_for, utcnow
-from smsgateway.events.models import BookingRequest
+from smsgateway.models.events import BookingRequest
 from smsgateway.replies.keywords import CODE_DIGITS, CODE_LETTERS
 
 

@@ -1,21 +1,9 @@
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from smsgateway.booking import RECIPIENTS, EventType, Role
 from smsgateway.messages.schemas import Credits
-
-EventType = Literal[
-    "booking.requested",
-    "booking.expiring_soon",
-    "booking.accepted",
-    "booking.refused",
-    "booking.expired",
-    "booking.starting_soon",
-    "booking.cancelled",
-]
-Role = Literal["asker", "offeror"]
 
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$"
 
@@ -86,8 +74,6 @@ class BookingEventIn(BaseModel):
 
     @model_validator(mode="after")
     def _parties_and_times(self) -> BookingEventIn:
-        from smsgateway.templates.defaults import RECIPIENTS
-
         for role in RECIPIENTS[self.type]:
             if getattr(self, role) is None:
                 raise ValueError(f"'{role}' is required for {self.type}")

@@ -9,11 +9,10 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgateway.booking import RECIPIENTS
 from smsgateway.clients.credits import commit_reserved, refund, reserve
-from smsgateway.clients.models import ApiClient
 from smsgateway.db import upsert_for, utcnow
 from smsgateway.errors import Problem
-from smsgateway.events.models import BookingEvent
 from smsgateway.events.reminders import (
     booking_messages,
     cancel_for,
@@ -24,11 +23,12 @@ from smsgateway.events.reminders import (
 from smsgateway.events.requests import close_requests, open_request
 from smsgateway.events.schemas import BookingEventAccepted, BookingEventIn, EventMessage, Party
 from smsgateway.events.texts import RecipientMemo, booking_message, resolve_party
-from smsgateway.messages.models import Message, new_message_id
 from smsgateway.messages.service import announce_queued
-from smsgateway.messages.states import Status
+from smsgateway.models.clients import ApiClient
+from smsgateway.models.events import BookingEvent
+from smsgateway.models.messages import Message, new_message_id
+from smsgateway.models.status import Status
 from smsgateway.runtime import Runtime
-from smsgateway.templates.defaults import RECIPIENTS
 
 log = logging.getLogger(__name__)
 

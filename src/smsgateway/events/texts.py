@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.config import Settings
 from smsgateway.events.schemas import Booking, Party
-from smsgateway.messages.models import Message
 from smsgateway.messages.service import build_message
+from smsgateway.models.messages import Message
 from smsgateway.phones.service import Recipient, resolve_recipient
 from smsgateway.runtime import Runtime
 from smsgateway.templates.defaults import offered_placeholders

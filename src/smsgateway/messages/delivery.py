@@ -30,13 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.callbacks.service import apply_pending_reports
 from smsgateway.clients.credits import refund
-from smsgateway.clients.models import ApiClient
 from smsgateway.db import utcnow
-from smsgateway.messages.models import Message, SendAttempt
 from smsgateway.messages.notify import status_changed
 from smsgateway.messages.queue import Claimed, RetryPolicy
-from smsgateway.messages.states import Status
-from smsgateway.phones.numbers import mask
+from smsgateway.models.clients import ApiClient
+from smsgateway.models.messages import Message, SendAttempt
+from smsgateway.models.status import Status
+from smsgateway.numbers import mask
 from smsgateway.providers.base import (
     JobResult,
     OutgoingJob,

@@ -15,7 +15,7 @@ from smsgateway.messages.service import (
     get_message,
     list_messages,
 )
-from smsgateway.messages.states import Status
+from smsgateway.models.status import Status
 from smsgateway.phones.service import resolve_recipient
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.clients.models import ApiClient
 from smsgateway.db import utcnow
-from smsgateway.messages.models import Message
+from smsgateway.models.clients import ApiClient
+from smsgateway.models.messages import Message
 from smsgateway.webhooks.service import enqueue
 
 

@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.messages.models import Message
-from smsgateway.messages.states import Status
+from smsgateway.models.messages import Message
+from smsgateway.models.status import Status
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,9 +21,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from smsgateway.callbacks.ptt import DLR_PENDING
 from smsgateway.callbacks.service import ReportIn, record_report
 from smsgateway.db import utcnow
-from smsgateway.messages.models import Message
 from smsgateway.messages.notify import status_changed
-from smsgateway.messages.states import Status
+from smsgateway.models.messages import Message
+from smsgateway.models.status import Status
 from smsgateway.providers.base import ProviderError
 from smsgateway.providers.health import take_call
 from smsgateway.runtime import Runtime

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
-from smsgateway.messages.models import Message
+from smsgateway.models.messages import Message
 
 # Credits and money are exact decimals in the database and plain JSON numbers on the wire.
 Credits = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]

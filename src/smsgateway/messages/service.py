@@ -15,10 +15,10 @@ from smsgateway.context import current_request_id
 from smsgateway.db import utcnow
 from smsgateway.encoding import analyse
 from smsgateway.errors import Problem
-from smsgateway.messages.models import Message, new_message_id, provider_tag_for
 from smsgateway.messages.notify import status_changed
 from smsgateway.messages.schedule import after_quiet_hours
-from smsgateway.messages.states import Status
+from smsgateway.models.messages import Message, new_message_id, provider_tag_for
+from smsgateway.models.status import Status
 from smsgateway.phones.service import Recipient
 from smsgateway.runtime import Runtime
 

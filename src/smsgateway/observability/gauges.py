@@ -23,11 +23,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from smsgateway.db import utcnow
-from smsgateway.messages.states import Status
 
 # Every table, not only the three read here: any process building a runtime then has a
 # complete mapper registry, whichever routers it mounts.
 from smsgateway.models import ApiClient, Message, ProviderState, WebhookDelivery
+from smsgateway.models.status import Status
 
 
 @dataclass(frozen=True, slots=True)

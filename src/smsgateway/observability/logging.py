@@ -22,7 +22,7 @@ from typing import Any, Literal, TextIO
 import orjson
 
 from smsgateway.context import current_request_id
-from smsgateway.phones.numbers import mask
+from smsgateway.numbers import mask
 
 # E.164 (+33601020304) and the international 00 spelling OVHcloud uses (0033601020304).
 _PHONE = re.compile(r"(?<![\w+])(?:\+\d{8,15}|00\d{8,15})(?!\d)")

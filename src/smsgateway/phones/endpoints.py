@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path, Query, Response
 from smsgateway.clients.credits import commit_reserved
 from smsgateway.deps import ClientDep, RuntimeDep, SessionDep
 from smsgateway.errors import PROBLEM_JSON, Problem
+from smsgateway.numbers import country_of
 from smsgateway.phones import registry, subscribers
-from smsgateway.phones.numbers import country_of
 from smsgateway.phones.registry import EffectiveStatus
 from smsgateway.phones.schemas import (
     CodeIn,

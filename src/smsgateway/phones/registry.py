@@ -34,14 +34,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from smsgateway.clients.credits import reserve
-from smsgateway.clients.models import ApiClient
 from smsgateway.db import utcnow
 from smsgateway.errors import Problem
-from smsgateway.messages.models import Message
 from smsgateway.messages.service import announce_queued, build_message, settle_queued
-from smsgateway.messages.states import Status
-from smsgateway.phones.models import NumberState, UserPhone
-from smsgateway.phones.numbers import InvalidNumber, PhoneNumber, country_of, mask, normalise
+from smsgateway.models.clients import ApiClient
+from smsgateway.models.messages import Message
+from smsgateway.models.phones import NumberState, UserPhone
+from smsgateway.models.status import Status
+from smsgateway.numbers import InvalidNumber, PhoneNumber, country_of, mask, normalise
 from smsgateway.phones.service import Recipient
 from smsgateway.phones.texts import Method, verification_text
 from smsgateway.runtime import Runtime

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from smsgateway.messages.schemas import Credits
-from smsgateway.phones.models import NumberState
+from smsgateway.models.phones import NumberState
 from smsgateway.phones.registry import REPLY_WINDOW, EffectiveStatus, Registration
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import and_, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.phones.models import NumberState, UserPhone
-from smsgateway.phones.numbers import InvalidNumber, PhoneNumber, normalise
+from smsgateway.models.phones import NumberState, UserPhone
+from smsgateway.numbers import InvalidNumber, PhoneNumber, normalise
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.db import upsert_for, utcnow
 from smsgateway.errors import Problem
-from smsgateway.messages.models import Message
 from smsgateway.messages.service import settle_queued
-from smsgateway.messages.states import Status
-from smsgateway.phones.models import NumberState, UserPhone
-from smsgateway.phones.numbers import InvalidNumber, mask, normalise
+from smsgateway.models.messages import Message
+from smsgateway.models.phones import NumberState, UserPhone
+from smsgateway.models.status import Status
+from smsgateway.numbers import InvalidNumber, mask, normalise
 from smsgateway.phones.registry import EffectiveStatus, effective_status
 
 log = logging.getLogger(__name__)

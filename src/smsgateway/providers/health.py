@@ -24,7 +24,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from smsgateway.db import upsert_for, utcnow
-from smsgateway.providers.models import ProviderCallWindow, ProviderState
+from smsgateway.models.providers import ProviderCallWindow, ProviderState
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import time
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from smsgateway.phones.models import NumberState
-from smsgateway.phones.numbers import InvalidNumber, normalise
+from smsgateway.models.phones import NumberState
+from smsgateway.numbers import InvalidNumber, normalise
 from smsgateway.providers.base import ProviderError
 from smsgateway.replies.service import REPLY_REGION, handle_incoming, opt_out
 from smsgateway.runtime import Runtime

@@ -14,15 +14,15 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.callbacks.models import IncomingMessage
-from smsgateway.clients.models import ApiClient
 from smsgateway.db import upsert_for, utcnow
-from smsgateway.events.models import BookingRequest
-from smsgateway.messages.models import Message
 from smsgateway.messages.service import announce_queued, settle_queued, system_message
-from smsgateway.messages.states import Status
-from smsgateway.phones.models import NumberState
-from smsgateway.phones.numbers import InvalidNumber, mask, normalise
+from smsgateway.models.callbacks import IncomingMessage
+from smsgateway.models.clients import ApiClient
+from smsgateway.models.events import BookingRequest
+from smsgateway.models.messages import Message
+from smsgateway.models.phones import NumberState
+from smsgateway.models.status import Status
+from smsgateway.numbers import InvalidNumber, mask, normalise
 from smsgateway.phones.registry import registrations_for, verify_by_reply
 from smsgateway.providers.base import IncomingSms
 from smsgateway.replies.keywords import Keyword, Reading, read

@@ -9,29 +9,7 @@ shipped: correct Spanish needs á, í, ó, ú, which are not GSM 03.38.
 
 from __future__ import annotations
 
-EVENT_TYPES: tuple[str, ...] = (
-    "booking.requested",
-    "booking.expiring_soon",
-    "booking.accepted",
-    "booking.refused",
-    "booking.expired",
-    "booking.starting_soon",
-    "booking.cancelled",
-)
-
-ASKER = "asker"
-OFFEROR = "offeror"
-
-# Who gets a text for each event (DESIGN.md, "Booking notifications").
-RECIPIENTS: dict[str, tuple[str, ...]] = {
-    "booking.requested": (OFFEROR,),
-    "booking.expiring_soon": (OFFEROR,),
-    "booking.accepted": (ASKER,),
-    "booking.refused": (ASKER,),
-    "booking.expired": (ASKER, OFFEROR),
-    "booking.starting_soon": (ASKER, OFFEROR),
-    "booking.cancelled": (OFFEROR,),
-}
+from smsgateway.booking import ASKER, OFFEROR
 
 # Declared maximum rendered length of each placeholder. The event layer truncates values
 # to these, so a template's worst-case part count can be computed before any event.

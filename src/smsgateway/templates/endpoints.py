@@ -13,12 +13,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from smsgateway.booking import EventType, Role
 from smsgateway.deps import RuntimeDep, SessionDep, check_admin, current_client, require_admin
 from smsgateway.errors import PROBLEM_JSON, Problem
-from smsgateway.events.schemas import EventType, Role
+from smsgateway.models.templates import TemplateChange
 from smsgateway.templates import service
 from smsgateway.templates.languages import canonical_language
-from smsgateway.templates.models import TemplateChange
 from smsgateway.templates.preview import preview
 from smsgateway.templates.schemas import (
     PreviewIn,

@@ -5,9 +5,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from smsgateway.booking import EventType, Role
 from smsgateway.encoding import SmsParts
-from smsgateway.events.schemas import EventType, Role
-from smsgateway.templates.models import TemplateChange
+from smsgateway.models.templates import TemplateChange
 from smsgateway.templates.preview import Preview
 from smsgateway.templates.service import Template
 

@@ -21,16 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgateway.booking import RECIPIENTS
 from smsgateway.db import utcnow
 from smsgateway.encoding import SmsParts, analyse
 from smsgateway.errors import Problem
+from smsgateway.models.templates import StoredTemplate, TemplateChange
 from smsgateway.templates.cache import TemplateCache, templates_changed
-from smsgateway.templates.defaults import (
-    DEFAULT_TEMPLATES,
-    PLACEHOLDERS,
-    RECIPIENTS,
-)
-from smsgateway.templates.models import StoredTemplate, TemplateChange
+from smsgateway.templates.defaults import DEFAULT_TEMPLATES, PLACEHOLDERS
 from smsgateway.templates.render import (
     TemplateError,
     check_template,

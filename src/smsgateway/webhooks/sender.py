@@ -20,11 +20,11 @@ import httpx
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from smsgateway.clients.models import ApiClient
 from smsgateway.db import utcnow
 from smsgateway.messages.queue import RetryPolicy
+from smsgateway.models.clients import ApiClient
+from smsgateway.models.webhooks import WebhookDelivery
 from smsgateway.runtime import Runtime
-from smsgateway.webhooks.models import WebhookDelivery
 from smsgateway.webhooks.signing import SIGNATURE_HEADER, signature_header
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.clients.models import ApiClient
 from smsgateway.db import utcnow
-from smsgateway.webhooks.models import WebhookDelivery
+from smsgateway.models.clients import ApiClient
+from smsgateway.models.webhooks import WebhookDelivery
 
 EVENT_TYPES = (
     "message.status",

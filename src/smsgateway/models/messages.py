@@ -20,7 +20,7 @@ def provider_tag_for(message_id: str) -> str:
 
 
 class Message(Base):
-    """One SMS to one recipient. See ``messages.states`` for the lifecycle.
+    """One SMS to one recipient. See ``models.status`` for the lifecycle.
 
     ``due_at`` is when the dispatcher may next take it (the requested
     ``send_at``, or the time of the next retry); ``lease_until`` bounds how
