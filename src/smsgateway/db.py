@@ -77,7 +77,7 @@ def utcnow() -> datetime:
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An engine tuned for the backend: WAL and a busy timeout on SQLite."""
+    """An engine tuned for the backend: WAL and a busy timeout on SQLite; READ COMMITTED on PG."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
@@ -85,6 +85,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         kwargs["pool_size"] = pool_size
         kwargs["max_overflow"] = pool_size
         kwargs["pool_pre_ping"] = True
+        # Pinned, not inherited from the server's default: the early-report hand-off and
+        # the SKIP LOCKED claims rely on each statement seeing rows committed before it.
+        kwargs["isolation_level"] = "READ COMMITTED"
     # Parameters stay out of error messages: they hold message texts and codes.
     engine = create_async_engine(url, hide_parameters=True, **kwargs)
     if engine.dialect.name == "sqlite":
