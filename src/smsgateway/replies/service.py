@@ -23,7 +23,8 @@ from smsgateway.models.messages import Message
 from smsgateway.models.phones import NumberState
 from smsgateway.models.status import Status
 from smsgateway.numbers import InvalidNumber, mask, normalise
-from smsgateway.phones.registry import registrations_for, verify_by_reply
+from smsgateway.phones.registry import registrations_for
+from smsgateway.phones.verification import verify_by_reply
 from smsgateway.providers.base import IncomingSms
 from smsgateway.replies.keywords import Keyword, Reading, read
 from smsgateway.replies.texts import system_text
