@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.config import Settings
 from smsgateway.events.schemas import Booking, Party
+from smsgateway.messages.recipients import Recipient, resolve_recipient
 from smsgateway.messages.service import build_message
 from smsgateway.models.messages import Message
-from smsgateway.phones.service import Recipient, resolve_recipient
 from smsgateway.runtime import Runtime
 from smsgateway.templates.defaults import offered_placeholders
 from smsgateway.templates.render import clip, first_name, format_when, reply_words

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smsgateway.clients.credits import reserve
 from smsgateway.db import utcnow
 from smsgateway.errors import Problem
+from smsgateway.messages.recipients import Recipient
 from smsgateway.messages.service import announce_queued, build_message, settle_queued
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message
@@ -39,7 +40,6 @@ from smsgateway.models.phones import NumberState, UserPhone
 from smsgateway.models.status import Status
 from smsgateway.numbers import InvalidNumber, PhoneNumber, country_of, mask, normalise
 from smsgateway.phones.codes import hash_code, new_code
-from smsgateway.phones.service import Recipient
 from smsgateway.phones.texts import Method, verification_text
 from smsgateway.runtime import Runtime
 from smsgateway.templates.languages import canonical_language

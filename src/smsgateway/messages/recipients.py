@@ -1,4 +1,9 @@
-"""Who a message can go to: the number to use and whether it may be sent."""
+"""Who a message can go to: the number to use and whether it may be sent.
+
+It reads the phone registry and the numbers' own state (opt-out, suspension) but
+imports nothing from ``phones``: the registry sends its verification SMS through
+``messages``, so resolution lives here, below it.
+"""
 
 from __future__ import annotations
 
