@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -54,6 +54,35 @@ def create_app(
 ) -> FastAPI:
     """The API. ``run_worker`` also runs the dispatcher in this process."""
     settings = runtime.settings if runtime is not None else (settings or get_settings())
+    app = FastAPI(
+        title="smsgateway",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan(settings, runtime, run_worker),
+    )
+    install_handlers(app)
+    describe_problems(app)
+    app.add_middleware(
+        BodySizeLimit,
+        default_limit=settings.max_body_bytes,
+        path_limits=settings.max_body_bytes_by_path,
+    )
+    # Access log lines carry paths: no callback token or phone number may reach them.
+    install_log_scrubbing("smsgateway.access", "uvicorn.access")
+    _install_database_handlers(app)
+    _include_routers(app)
+    # Observability: GET /metrics, and a request id, access log line and HTTP metrics
+    # for every request. Added last, so it wraps every other middleware.
+    app.include_router(metrics_router)
+    app.add_middleware(ObservabilityMiddleware, access_log=settings.access_log)
+    return app
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def _lifespan(settings: Settings, runtime: Runtime | None, run_worker: bool) -> Lifespan:
+    """Own the runtime (unless one was given) and, with ``run_worker``, the workers."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,96 +103,90 @@ def create_app(
             if owned:
                 await current.aclose()
 
-    app = FastAPI(
-        title="smsgateway",
-        version=__version__,
-        description=DESCRIPTION,
-        lifespan=lifespan,
-    )
-    install_handlers(app)
-    describe_problems(app)
-    app.add_middleware(
-        BodySizeLimit,
-        default_limit=settings.max_body_bytes,
-        path_limits=settings.max_body_bytes_by_path,
-    )
-    # Access log lines carry paths: no callback token or phone number may reach them.
-    install_log_scrubbing("smsgateway.access", "uvicorn.access")
+    return lifespan
 
-    @app.exception_handler(sa_exc.OperationalError)
-    @app.exception_handler(sa_exc.InterfaceError)
-    @app.exception_handler(sa_exc.TimeoutError)
-    @app.exception_handler(ConnectionError)
-    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
-        # Nothing was committed: say so rather than acknowledge what we cannot keep.
-        # (Also reached from _database_error for the SQLSTATEs of an unreachable database.)
-        log.warning("database unavailable on %s: %s", safe_path(request), type(exc).__name__)
-        log.debug("database error detail", exc_info=exc)
+
+def _include_routers(app: FastAPI) -> None:
+    for router in (
+        events_router,
+        messages_router,
+        campaigns_router,
+        phones_router,
+        estimates_router,
+        account_router,
+        templates_router,
+        callbacks_router,
+        incoming_router,
+        webhooks_router,
+        admin_clients_router,
+        health_router,
+    ):
+        app.include_router(router)
+
+
+def _install_database_handlers(app: FastAPI) -> None:
+    """Answer database failures as problems: 503 when down or in conflict, 422, 402, 500."""
+    for exc_type in (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.TimeoutError,
+        ConnectionError,
+    ):
+        app.add_exception_handler(exc_type, _database_down)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    # Nothing was committed: say so rather than acknowledge what we cannot keep.
+    # (Also reached from _database_error for the SQLSTATEs of an unreachable database.)
+    log.warning("database unavailable on %s: %s", safe_path(request), type(exc).__name__)
+    log.debug("database error detail", exc_info=exc)
+    problem = Problem(
+        503,
+        "database-unavailable",
+        "Service unavailable",
+        "The database cannot be reached; nothing was stored. Retry later.",
+        headers={"Retry-After": "5"},
+    )
+    return problem_response(problem, request)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if sqlstate(exc).startswith("22"):
+        # A value the database refuses (a NUL character, a value too long for
+        # its column) that validation let through: the caller's input, not a fault.
+        log.info("unstorable input on %s", safe_path(request))
         problem = Problem(
-            503,
-            "database-unavailable",
-            "Service unavailable",
-            "The database cannot be reached; nothing was stored. Retry later.",
-            headers={"Retry-After": "5"},
+            422,
+            "unstorable-value",
+            "A value cannot be stored",
+            "A field holds a character that is not allowed (such as NUL) or is too long.",
         )
         return problem_response(problem, request)
-
-    @app.exception_handler(sa_exc.DBAPIError)
-    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-        if sqlstate(exc).startswith("22"):
-            # A value the database refuses (a NUL character, a value too long for
-            # its column) that validation let through: the caller's input, not a fault.
-            log.info("unstorable input on %s", safe_path(request))
-            problem = Problem(
-                422,
-                "unstorable-value",
-                "A value cannot be stored",
-                "A field holds a character that is not allowed (such as NUL) or is too long.",
-            )
-            return problem_response(problem, request)
-        if _database_unavailable(exc):
-            return await _database_down(request, exc)
-        if sqlstate(exc) == INSUFFICIENT_AT_COMMIT:
-            # A commit that reserved credits found them spent by a concurrent request
-            # (the handlers that reserve commit with commit_reserved, which says more).
-            problem = insufficient_credits(
-                "Concurrent requests spent the credits this one needed; nothing was stored."
-            )
-            return problem_response(problem, request)
-        if not _transaction_conflict(exc):
-            log.error("database error on %s %s", request.method, safe_path(request), exc_info=exc)
-            problem = Problem(500, "internal-error", "Internal error", "The error was logged.")
-            return problem_response(problem, request)
-        # A deadlock or serialization failure rolled the whole transaction back:
-        # nothing was stored, and the same request again will most likely pass.
-        log.warning("transaction conflict on %s, answered 503", safe_path(request))
-        problem = Problem(
-            503,
-            "transaction-conflict",
-            "Conflict with a concurrent request",
-            "The request conflicted with another one and nothing was stored. Retry it.",
-            headers={"Retry-After": "1"},
+    if _database_unavailable(exc):
+        return await _database_down(request, exc)
+    if sqlstate(exc) == INSUFFICIENT_AT_COMMIT:
+        # A commit that reserved credits found them spent by a concurrent request
+        # (the handlers that reserve commit with commit_reserved, which says more).
+        problem = insufficient_credits(
+            "Concurrent requests spent the credits this one needed; nothing was stored."
         )
         return problem_response(problem, request)
-
-    app.include_router(events_router)
-    app.include_router(messages_router)
-    app.include_router(campaigns_router)
-    app.include_router(phones_router)
-    app.include_router(estimates_router)
-    app.include_router(account_router)
-    app.include_router(templates_router)
-    app.include_router(callbacks_router)
-    app.include_router(incoming_router)
-    app.include_router(webhooks_router)
-    app.include_router(admin_clients_router)
-    app.include_router(health_router)
-
-    # Observability: GET /metrics, and a request id, access log line and HTTP metrics
-    # for every request. Added last, so it wraps every other middleware.
-    app.include_router(metrics_router)
-    app.add_middleware(ObservabilityMiddleware, access_log=settings.access_log)
-    return app
+    if not _transaction_conflict(exc):
+        log.error("database error on %s %s", request.method, safe_path(request), exc_info=exc)
+        problem = Problem(500, "internal-error", "Internal error", "The error was logged.")
+        return problem_response(problem, request)
+    # A deadlock or serialization failure rolled the whole transaction back:
+    # nothing was stored, and the same request again will most likely pass.
+    log.warning("transaction conflict on %s, answered 503", safe_path(request))
+    problem = Problem(
+        503,
+        "transaction-conflict",
+        "Conflict with a concurrent request",
+        "The request conflicted with another one and nothing was stored. Retry it.",
+        headers={"Retry-After": "1"},
+    )
+    return problem_response(problem, request)
 
 
 # SQLSTATEs of a transaction PostgreSQL rolled back to resolve a conflict.

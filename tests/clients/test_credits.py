@@ -13,11 +13,11 @@ from smsgateway.clients.credits import commit_reserved, ledger_sum, refund, rese
 from smsgateway.clients.service import create_client
 from smsgateway.errors import Problem
 from smsgateway.messages.dispatcher import Dispatcher
+from smsgateway.messages.recipients import Recipient
 from smsgateway.messages.service import build_message
 from smsgateway.models.clients import ApiClient, CreditEntry
 from smsgateway.models.messages import Message
 from smsgateway.models.webhooks import WebhookDelivery
-from smsgateway.phones.service import Recipient
 from smsgateway.providers.base import PermanentProviderError
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime

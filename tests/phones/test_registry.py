@@ -20,8 +20,9 @@ from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message
 from smsgateway.models.phones import NumberState, UserPhone
 from smsgateway.models.webhooks import WebhookDelivery
-from smsgateway.phones.registry import registrations_for, verify_by_reply
+from smsgateway.phones.registry import registrations_for
 from smsgateway.phones.texts import verification_text
+from smsgateway.phones.verification import verify_by_reply
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event

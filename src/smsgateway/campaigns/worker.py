@@ -35,11 +35,11 @@ from smsgateway.campaigns.service import CREATED, CREATING
 from smsgateway.campaigns.survey import Judged, judged_batches, open_csv
 from smsgateway.db import utcnow
 from smsgateway.messages.dispatcher import default_worker_id
+from smsgateway.messages.recipients import Recipient
 from smsgateway.messages.schedule import campaign_due, in_marketing_hours
 from smsgateway.messages.service import announce_queued, build_message
 from smsgateway.models.campaigns import Campaign, CampaignChunk
 from smsgateway.models.messages import Message
-from smsgateway.phones.service import Recipient
 from smsgateway.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -25,12 +25,13 @@ from sqlalchemy import ColumnElement, and_, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from smsgateway.clients.auth import ClientDep
 from smsgateway.clients.schemas import AccountOut, DayUsage, TagUsage, Usage, UsageTotals
-from smsgateway.deps import ClientDep, SessionDep
 from smsgateway.errors import PROBLEM_JSON, Problem
 from smsgateway.models.clients import CreditEntry
 from smsgateway.models.messages import Message
 from smsgateway.models.status import Status
+from smsgateway.scope import SessionDep
 
 router = APIRouter(prefix="/v1/account", tags=["account"])
 

@@ -28,11 +28,11 @@ from smsgateway.clients.schemas import (
     LedgerPage,
     WebhookSecretRotated,
 )
-from smsgateway.deps import RuntimeDep, SessionDep, require_admin
 from smsgateway.errors import PROBLEM_JSON
 from smsgateway.messages.schemas import MessageList, MessageOut
 from smsgateway.messages.service import list_messages
 from smsgateway.models.status import Status
+from smsgateway.scope import RuntimeDep, SessionDep, require_admin
 
 router = APIRouter(
     prefix="/v1/admin/clients",

@@ -37,8 +37,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smsgateway.booking import RECIPIENTS
 from smsgateway.config import Settings
 from smsgateway.db import upsert_for, utcnow
+from smsgateway.events.booking_sms import (
+    BookingSms,
+    RecipientMemo,
+    Timing,
+    booking_message,
+    resolve_party,
+)
 from smsgateway.events.schemas import BookingEventIn, EventReminder, Party
-from smsgateway.events.texts import RecipientMemo, booking_message, resolve_party
 from smsgateway.messages.notify import status_changed
 from smsgateway.messages.schedule import after_quiet_hours, before_quiet_hours
 from smsgateway.messages.service import cancel_queued
@@ -155,13 +161,7 @@ async def schedule_reminders(
             continue
         if _sent_by_marketplace(known, plan.event_type, role):
             continue
-        existing = next((m for m in known if m.reminder_key == key), None)
-        if existing is not None:
-            scheduled.append((existing, False))
-            continue
-        message = await booking_message(
-            session,
-            runtime,
+        sms = BookingSms(
             client_id=client_id,
             event_id=event.event_id,
             event_type=plan.event_type,
@@ -170,22 +170,36 @@ async def schedule_reminders(
             party=party,
             other=event.offeror if role == "asker" else event.asker,
             recipient=recipient,
-            send_at=plan.at,
-            kind=REMINDER,
-            due_at=due,
-            quiet_hours=True,
-            reminder_key=key,
         )
-        if await _insert_once(session, message):
-            scheduled.append((message, True))
-            continue
-        # A concurrent twin of this event scheduled it first.
-        existing = await session.scalar(
-            select(Message).where(Message.client_id == client_id, Message.reminder_key == key)
+        timing = Timing(
+            send_at=plan.at, kind=REMINDER, due_at=due, quiet_hours=True, reminder_key=key
         )
-        if existing is not None:
-            scheduled.append((existing, False))
+        entry = await _reminder(session, runtime, known, sms, timing)
+        if entry is not None:
+            scheduled.append(entry)
     return scheduled
+
+
+async def _reminder(
+    session: AsyncSession,
+    runtime: Runtime,
+    known: list[Message],
+    sms: BookingSms,
+    timing: Timing,
+) -> tuple[Message, bool] | None:
+    """The reminder with ``timing.reminder_key``: the one known, else inserted now."""
+    key = timing.reminder_key
+    existing = next((m for m in known if m.reminder_key == key), None)
+    if existing is not None:
+        return existing, False
+    message = await booking_message(session, runtime, sms, timing)
+    if await _insert_once(session, message):
+        return message, True
+    # A concurrent twin of this event scheduled it first.
+    existing = await session.scalar(
+        select(Message).where(Message.client_id == sms.client_id, Message.reminder_key == key)
+    )
+    return (existing, False) if existing is not None else None
 
 
 async def cancel_for(

@@ -35,6 +35,35 @@ async def open_request(
     other requests open, so a bare YES would be ambiguous).
     """
     now = utcnow()
+    code, shared = await _pick_code(session, client_id, booking_id, number, now)
+    values = {
+        "title": title[:200],
+        "user_ref": user_ref,
+        "number": number,
+        "code": code,
+        "status": "open",
+        "expires_at": expires_at,
+        "message_id": message_id,
+        "decided_at": None,
+    }
+    # An upsert, so two events for the same booking arriving together both
+    # land (the later one wins) instead of one failing on the unique index.
+    insert = upsert_for(session)
+    request = await session.scalar(
+        insert(BookingRequest)
+        .values(client_id=client_id, booking_id=booking_id, created_at=now, **values)
+        .on_conflict_do_update(index_elements=["client_id", "booking_id"], set_=values)
+        .returning(BookingRequest),
+        execution_options={"populate_existing": True},
+    )
+    assert request is not None
+    return request, shared
+
+
+async def _pick_code(
+    session: AsyncSession, client_id: str, booking_id: str, number: str, now: datetime
+) -> tuple[str, bool]:
+    """The request's code, and whether the number has other requests open (codes taken)."""
     # One read: the number's other open requests (their codes are taken) and
     # this booking's own request, if any (it keeps its code when still free).
     rows = (
@@ -64,28 +93,7 @@ async def open_request(
         and (r.expires_at is None or r.expires_at > now)
     }
     code = own.code if own is not None and own.code not in live_codes else _new_code(live_codes)
-    values = {
-        "title": title[:200],
-        "user_ref": user_ref,
-        "number": number,
-        "code": code,
-        "status": "open",
-        "expires_at": expires_at,
-        "message_id": message_id,
-        "decided_at": None,
-    }
-    # An upsert, so two events for the same booking arriving together both
-    # land (the later one wins) instead of one failing on the unique index.
-    insert = upsert_for(session)
-    request = await session.scalar(
-        insert(BookingRequest)
-        .values(client_id=client_id, booking_id=booking_id, created_at=now, **values)
-        .on_conflict_do_update(index_elements=["client_id", "booking_id"], set_=values)
-        .returning(BookingRequest),
-        execution_options={"populate_existing": True},
-    )
-    assert request is not None
-    return request, bool(live_codes)
+    return code, bool(live_codes)
 
 
 async def close_requests(session: AsyncSession, client_id: str, booking_id: str) -> None:

@@ -13,6 +13,13 @@ from smsgateway.booking import RECIPIENTS
 from smsgateway.clients.credits import commit_reserved, refund, reserve
 from smsgateway.db import upsert_for, utcnow
 from smsgateway.errors import Problem
+from smsgateway.events.booking_sms import (
+    BookingSms,
+    RecipientMemo,
+    Timing,
+    booking_message,
+    resolve_party,
+)
 from smsgateway.events.reminders import (
     booking_messages,
     cancel_for,
@@ -22,7 +29,6 @@ from smsgateway.events.reminders import (
 )
 from smsgateway.events.requests import close_requests, open_request
 from smsgateway.events.schemas import BookingEventAccepted, BookingEventIn, EventMessage, Party
-from smsgateway.events.texts import RecipientMemo, booking_message, resolve_party
 from smsgateway.messages.service import announce_queued
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.events import BookingEvent
@@ -80,7 +86,38 @@ async def accept_event(
     reminders = await schedule_reminders(
         session, runtime, client_id, event, known, recipients=recipients, refunds=refunds
     )
-    answer = BookingEventAccepted(
+    answer = _answer(event, messages, standing, reminders)
+    await session.flush()  # the messages, before the event id is claimed
+    if not await _record(session, client_id, event, digest, answer):
+        # The same event_id was committed meanwhile (a concurrent duplicate):
+        # all of this goes, and its answer is replayed.
+        return await _replay_winner(session, client_id, event.event_id, digest), False
+    if any(m.status == Status.QUEUED for m in messages):
+        await announce_queued(session, runtime)
+    for message_id in refunds:
+        await refund(session, message_id, "booking_changed")
+    # One reservation: the event is accepted with its new reminders or not at all
+    # (402, and all of it rolls back).
+    await reserve(session, client_id, [*messages, *(m for m, created in reminders if created)])
+    await commit_reserved(session, client_id)
+    runtime.wakeup.set()
+    log.info(
+        "event accepted type=%s messages=%d reminders=%d",
+        event.type,
+        len(messages),
+        len(reminders),
+    )
+    return answer, True
+
+
+def _answer(
+    event: BookingEventIn,
+    messages: list[Message],
+    standing: dict[str, Message],
+    reminders: list[tuple[Message, bool]],
+) -> BookingEventAccepted:
+    """The 202 body: the event's messages, then its reminders (standing ones first)."""
+    return BookingEventAccepted(
         event_id=event.event_id,
         messages=[
             EventMessage(
@@ -98,33 +135,19 @@ async def accept_event(
         reminders=[describe(m, created=False) for m in standing.values()]
         + [describe(m, created=created) for m, created in reminders],
     )
-    await session.flush()  # the messages, before the event id is claimed
-    if not await _record(session, client_id, event, digest, answer):
-        # The same event_id was committed meanwhile (a concurrent duplicate):
-        # all of this goes, and its answer is replayed.
-        await session.rollback()
-        existing = await _recorded(session, client_id, event.event_id)
-        if existing is None:  # pragma: no cover - the winner rolled back
-            raise Problem(
-                409, "event-in-progress", "Event is being processed", "Retry the request."
-            ) from None
-        return _replay(existing, digest), False
-    if any(m.status == Status.QUEUED for m in messages):
-        await announce_queued(session, runtime)
-    for message_id in refunds:
-        await refund(session, message_id, "booking_changed")
-    # One reservation: the event is accepted with its new reminders or not at all
-    # (402, and all of it rolls back).
-    await reserve(session, client_id, [*messages, *(m for m, created in reminders if created)])
-    await commit_reserved(session, client_id)
-    runtime.wakeup.set()
-    log.info(
-        "event accepted type=%s messages=%d reminders=%d",
-        event.type,
-        len(messages),
-        len(reminders),
-    )
-    return answer, True
+
+
+async def _replay_winner(
+    session: AsyncSession, client_id: str, event_id: str, digest: str
+) -> BookingEventAccepted:
+    """Drop this attempt and answer with the concurrent duplicate's committed record."""
+    await session.rollback()
+    existing = await _recorded(session, client_id, event_id)
+    if existing is None:  # pragma: no cover - the winner rolled back
+        raise Problem(
+            409, "event-in-progress", "Event is being processed", "Retry the request."
+        ) from None
+    return _replay(existing, digest)
 
 
 async def _recorded(session: AsyncSession, client_id: str, event_id: str) -> BookingEvent | None:
@@ -200,9 +223,7 @@ async def _message_for(
             message_id=message_id,
         )
         reply_code = request.code if show_code else None
-    return await booking_message(
-        session,
-        runtime,
+    sms = BookingSms(
         client_id=client_id,
         event_id=event.event_id,
         event_type=event.type,
@@ -211,7 +232,12 @@ async def _message_for(
         party=party,
         other=other,
         recipient=recipient,
-        send_at=event.send_at,
+    )
+    return await booking_message(
+        session,
+        runtime,
+        sms,
+        Timing(send_at=event.send_at),
         message_id=message_id,
         reply_code=reply_code,
     )

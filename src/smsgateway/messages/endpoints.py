@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query
 from smsgateway.clients.credits import commit_reserved, reserve
 from smsgateway.deps import ClientDep, RuntimeDep, SessionDep
 from smsgateway.errors import PROBLEM_JSON
+from smsgateway.messages.recipients import resolve_recipient
 from smsgateway.messages.schemas import DirectMessageIn, MessageList, MessageOut
 from smsgateway.messages.service import (
     announce_queued,
@@ -16,7 +17,6 @@ from smsgateway.messages.service import (
     list_messages,
 )
 from smsgateway.models.status import Status
-from smsgateway.phones.service import resolve_recipient
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
 

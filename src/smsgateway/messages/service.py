@@ -16,10 +16,10 @@ from smsgateway.db import utcnow
 from smsgateway.encoding import analyse
 from smsgateway.errors import Problem
 from smsgateway.messages.notify import status_changed
+from smsgateway.messages.recipients import Recipient
 from smsgateway.messages.schedule import after_quiet_hours
 from smsgateway.models.messages import Message, new_message_id, provider_tag_for
 from smsgateway.models.status import Status
-from smsgateway.phones.service import Recipient
 from smsgateway.runtime import Runtime
 
 NOTIFY_CHANNEL = "smsgw_messages"

@@ -61,51 +61,10 @@ async def read_snapshot(session: AsyncSession, *, window: timedelta) -> Database
         row.id: row.name
         for row in (await session.execute(select(ApiClient.id, ApiClient.name))).all()
     }
-    messages: dict[tuple[str, str], int] = {}
-    recent = await session.execute(
-        select(Message.client_id, Message.status, func.count())
-        .where(Message.created_at >= now - window)
-        .group_by(Message.client_id, Message.status)
-    )
-    for client_id, status, count in recent.all():
-        messages[(names.get(client_id, client_id), status)] = count
-
-    due = (
-        await session.execute(
-            select(func.count(), func.min(Message.due_at)).where(
-                Message.status == Status.QUEUED.value, Message.due_at <= now
-            )
-        )
-    ).one()
-    queue_due, oldest = int(due[0]), due[1]
-    scheduled = await session.scalar(
-        select(func.count()).where(Message.status == Status.QUEUED.value, Message.due_at > now)
-    )
-    sending = await session.scalar(
-        select(func.count()).where(Message.status == Status.SENDING.value)
-    )
-
-    webhooks: dict[str, int] = {}
-    pending = await session.execute(
-        select(WebhookDelivery.client_id, func.count())
-        .where(WebhookDelivery.status == "pending")
-        .group_by(WebhookDelivery.client_id)
-    )
-    for client_id, count in pending.all():
-        webhooks[names.get(client_id, client_id)] = count
-
-    credits: dict[str, ClientCredits] = {}
-    limited = await session.execute(
-        select(ApiClient.name, ApiClient.balance, ApiClient.quota, ApiClient.alert_threshold).where(
-            ApiClient.balance.is_not(None), ApiClient.disabled_at.is_(None)
-        )
-    )
-    for name, balance, quota, threshold in limited.all():
-        credits[name] = ClientCredits(
-            credits_left=float(balance or 0),
-            quota=float(quota) if quota is not None else None,
-            alert_threshold=float(threshold) if threshold is not None else None,
-        )
+    messages = await _recent_messages(session, names, now - window)
+    queue_due, oldest, scheduled, sending = await _queue(session, now)
+    webhooks = await _pending_webhooks(session, names)
+    credits = await _credits(session)
     circuits = {
         row.provider: (row.circuit, row.failures)
         for row in (
@@ -120,12 +79,75 @@ async def read_snapshot(session: AsyncSession, *, window: timedelta) -> Database
         messages=messages,
         queue_due=queue_due,
         queue_oldest_due_age=_age(now, oldest),
-        queue_scheduled=int(scheduled or 0),
-        sending=int(sending or 0),
+        queue_scheduled=scheduled,
+        sending=sending,
         webhooks_pending=webhooks,
         credits=credits,
         circuits=circuits,
     )
+
+
+async def _recent_messages(
+    session: AsyncSession, names: dict[str, str], since: datetime
+) -> dict[tuple[str, str], int]:
+    """Messages created since ``since``, by (client name, status)."""
+    messages: dict[tuple[str, str], int] = {}
+    recent = await session.execute(
+        select(Message.client_id, Message.status, func.count())
+        .where(Message.created_at >= since)
+        .group_by(Message.client_id, Message.status)
+    )
+    for client_id, status, count in recent.all():
+        messages[(names.get(client_id, client_id), status)] = count
+    return messages
+
+
+async def _queue(session: AsyncSession, now: datetime) -> tuple[int, datetime | None, int, int]:
+    """Queued messages due now and the oldest ``due_at``; queued later; sending."""
+    due = (
+        await session.execute(
+            select(func.count(), func.min(Message.due_at)).where(
+                Message.status == Status.QUEUED.value, Message.due_at <= now
+            )
+        )
+    ).one()
+    scheduled = await session.scalar(
+        select(func.count()).where(Message.status == Status.QUEUED.value, Message.due_at > now)
+    )
+    sending = await session.scalar(
+        select(func.count()).where(Message.status == Status.SENDING.value)
+    )
+    return int(due[0]), due[1], int(scheduled or 0), int(sending or 0)
+
+
+async def _pending_webhooks(session: AsyncSession, names: dict[str, str]) -> dict[str, int]:
+    """Webhook deliveries still pending, by client name."""
+    webhooks: dict[str, int] = {}
+    pending = await session.execute(
+        select(WebhookDelivery.client_id, func.count())
+        .where(WebhookDelivery.status == "pending")
+        .group_by(WebhookDelivery.client_id)
+    )
+    for client_id, count in pending.all():
+        webhooks[names.get(client_id, client_id)] = count
+    return webhooks
+
+
+async def _credits(session: AsyncSession) -> dict[str, ClientCredits]:
+    """Credits of each enabled client with a quota, by client name."""
+    credits: dict[str, ClientCredits] = {}
+    limited = await session.execute(
+        select(ApiClient.name, ApiClient.balance, ApiClient.quota, ApiClient.alert_threshold).where(
+            ApiClient.balance.is_not(None), ApiClient.disabled_at.is_(None)
+        )
+    )
+    for name, balance, quota, threshold in limited.all():
+        credits[name] = ClientCredits(
+            credits_left=float(balance or 0),
+            quota=float(quota) if quota is not None else None,
+            alert_threshold=float(threshold) if threshold is not None else None,
+        )
+    return credits
 
 
 def _age(now: datetime, oldest: datetime | None) -> float:

@@ -28,18 +28,17 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from smsgateway.config import Settings
 from smsgateway.observability.gauges import DatabaseSnapshot, SnapshotCache
-
-if TYPE_CHECKING:
-    from smsgateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +46,23 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BREAKER_STATES = ("closed", "open", "half_open")
 _PROVIDER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class RuntimeView(Protocol):
+    """What metrics read of ``smsgateway.runtime.Runtime`` (which owns a ``Metrics``).
+
+    A protocol, not an import: the runtime builds the instruments, so observability
+    stays below it. ``breaker`` is read with ``getattr`` (absent is ``closed``).
+    """
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
 
 
 class Metrics:
@@ -101,7 +117,7 @@ class BreakerCollector(Collector):
     ``state`` is ``"closed"``, ``"open"`` or ``"half_open"``.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: RuntimeView) -> None:
         self.runtime = runtime
 
     def collect(self) -> Iterator[Metric]:
@@ -201,7 +217,7 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return family
 
 
-def snapshot_cache(runtime: Runtime) -> SnapshotCache:
+def snapshot_cache(runtime: RuntimeView) -> SnapshotCache:
     """The runtime's gauge cache, made on first use."""
     metrics = runtime.metrics
     if metrics.gauge_cache is None:
@@ -213,7 +229,7 @@ def snapshot_cache(runtime: Runtime) -> SnapshotCache:
     return metrics.gauge_cache
 
 
-def process_registry(runtime: Runtime) -> CollectorRegistry:
+def process_registry(runtime: RuntimeView) -> CollectorRegistry:
     """This process's metrics, or every worker's under ``PROMETHEUS_MULTIPROC_DIR``."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
@@ -224,7 +240,7 @@ def process_registry(runtime: Runtime) -> CollectorRegistry:
     return runtime.metrics.registry
 
 
-async def render(runtime: Runtime) -> bytes:
+async def render(runtime: RuntimeView) -> bytes:
     """The text exposition of this process's metrics plus the database gauges."""
     try:
         snapshot = await snapshot_cache(runtime).get(runtime.sessionmaker)
@@ -252,11 +268,11 @@ router = APIRouter(tags=["ops"])
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """Prometheus text format; see the README's "Observability and runbook"."""
-    runtime: Runtime = request.app.state.runtime
+    runtime: RuntimeView = request.app.state.runtime
     return Response(await render(runtime), media_type=CONTENT_TYPE)
 
 
-def serve_worker_metrics(runtime: Runtime, host: str, port: int) -> Any:
+def serve_worker_metrics(runtime: RuntimeView, host: str, port: int) -> Any:
     """Serve a worker's process-local metrics (and breaker state) over HTTP in a thread.
 
     Returns the server; ``server.shutdown()`` stops it.

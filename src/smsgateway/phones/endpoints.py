@@ -10,7 +10,7 @@ from smsgateway.clients.credits import commit_reserved
 from smsgateway.deps import ClientDep, RuntimeDep, SessionDep
 from smsgateway.errors import PROBLEM_JSON, Problem
 from smsgateway.numbers import country_of
-from smsgateway.phones import registry, subscribers
+from smsgateway.phones import registry, subscribers, verification
 from smsgateway.phones.registry import EffectiveStatus
 from smsgateway.phones.schemas import (
     CodeIn,
@@ -139,7 +139,7 @@ async def verify_phone(
     `SMSGW_VERIFICATION_MAX_ATTEMPTS` wrong codes, or once the code has
     expired, only `DELETE` then `PUT` (a new code) helps.
     """
-    check = await registry.check_code(session, runtime, client.id, user_ref, body.code)
+    check = await verification.check_code(session, runtime, client.id, user_ref, body.code)
     answer = PhoneOut.of(check.registration, runtime.settings.verification_max_attempts)
     await session.commit()  # a wrong code spends an attempt even though we answer 422
     if check.outcome == "wrong":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +23,8 @@ from smsgateway.models.messages import Message
 from smsgateway.models.phones import NumberState
 from smsgateway.models.status import Status
 from smsgateway.numbers import InvalidNumber, mask, normalise
-from smsgateway.phones.registry import registrations_for, verify_by_reply
+from smsgateway.phones.registry import registrations_for
+from smsgateway.phones.verification import verify_by_reply
 from smsgateway.providers.base import IncomingSms
 from smsgateway.replies.keywords import Keyword, Reading, read
 from smsgateway.replies.texts import system_text
@@ -217,21 +218,7 @@ async def answer_booking(
 ) -> tuple[str, int | None]:
     """Accept or refuse the request a YES/NO names, or explain how to answer."""
     now = utcnow()
-    open_requests = list(
-        (
-            await session.scalars(
-                select(BookingRequest)
-                .where(BookingRequest.number == sender.number, BookingRequest.status == "open")
-                .order_by(BookingRequest.created_at)
-            )
-        ).all()
-    )
-    live = []
-    for request in open_requests:
-        if request.expires_at is not None and request.expires_at <= now:
-            request.status = "expired"
-        else:
-            live.append(request)
+    live = await _live_requests(session, sender.number, now)
     if reading.code is not None:
         target = next((r for r in live if r.code == reading.code), None)
     else:
@@ -274,6 +261,26 @@ async def answer_booking(
         },
     )
     return decision, target.id
+
+
+async def _live_requests(session: AsyncSession, number: str, now: datetime) -> list[BookingRequest]:
+    """The number's open requests, oldest first; those past their expiry are marked expired."""
+    open_requests = list(
+        (
+            await session.scalars(
+                select(BookingRequest)
+                .where(BookingRequest.number == number, BookingRequest.status == "open")
+                .order_by(BookingRequest.created_at)
+            )
+        ).all()
+    )
+    live = []
+    for request in open_requests:
+        if request.expires_at is not None and request.expires_at <= now:
+            request.status = "expired"
+        else:
+            live.append(request)
+    return live
 
 
 async def _send_system(

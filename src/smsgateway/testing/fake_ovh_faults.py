@@ -55,7 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:  # the state imports this module
-    from smsgateway.testing.fake_ovh import FakeOvhState
+    from smsgateway.testing.fake_ovh_state import FakeOvhState
 
 log = logging.getLogger(__name__)
 

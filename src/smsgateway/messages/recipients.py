@@ -1,4 +1,9 @@
-"""Who a message can go to: the number to use and whether it may be sent."""
+"""Who a message can go to: the number to use and whether it may be sent.
+
+It reads the phone registry and the numbers' own state (opt-out, suspension) but
+imports nothing from ``phones``: the registry sends its verification SMS through
+``messages``, so resolution lives here, below it.
+"""
 
 from __future__ import annotations
 
@@ -41,32 +46,8 @@ async def resolve_recipient(
         except InvalidNumber:
             pass
         else:
-            # The common case, in one round trip: the user's registry entry and the
-            # number's own state.
-            row = (
-                await session.execute(
-                    select(
-                        UserPhone.number,
-                        UserPhone.language,
-                        UserPhone.status,
-                        NumberState.opted_out_at,
-                        NumberState.suspended_at,
-                    )
-                    .select_from(select(literal(1).label("one")).subquery())
-                    .outerjoin(
-                        UserPhone,
-                        and_(UserPhone.client_id == client_id, UserPhone.user_ref == user_ref),
-                    )
-                    .outerjoin(NumberState, NumberState.number == number.e164)
-                )
-            ).one()
-            return _decide(
-                number,
-                row.language,
-                registered=(row.number, row.status) if row.status is not None else None,
-                opted_out=row.opted_out_at is not None,
-                suspended=row.suspended_at is not None,
-                require_verified=require_verified,
+            return await _resolve_given(
+                session, client_id, user_ref, number, require_verified=require_verified
             )
     registered = None
     if user_ref is not None:
@@ -90,6 +71,44 @@ async def resolve_recipient(
         registered=(registered.number, registered.status) if registered else None,
         opted_out=state is not None and state.opted_out_at is not None,
         suspended=state is not None and state.suspended_at is not None,
+        require_verified=require_verified,
+    )
+
+
+async def _resolve_given(
+    session: AsyncSession,
+    client_id: str,
+    user_ref: str,
+    number: PhoneNumber,
+    *,
+    require_verified: bool,
+) -> Recipient:
+    """A valid number and a user both given: decide on both in one query."""
+    # The common case, in one round trip: the user's registry entry and the
+    # number's own state.
+    row = (
+        await session.execute(
+            select(
+                UserPhone.number,
+                UserPhone.language,
+                UserPhone.status,
+                NumberState.opted_out_at,
+                NumberState.suspended_at,
+            )
+            .select_from(select(literal(1).label("one")).subquery())
+            .outerjoin(
+                UserPhone,
+                and_(UserPhone.client_id == client_id, UserPhone.user_ref == user_ref),
+            )
+            .outerjoin(NumberState, NumberState.number == number.e164)
+        )
+    ).one()
+    return _decide(
+        number,
+        row.language,
+        registered=(row.number, row.status) if row.status is not None else None,
+        opted_out=row.opted_out_at is not None,
+        suspended=row.suspended_at is not None,
         require_verified=require_verified,
     )
 
