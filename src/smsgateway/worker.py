@@ -7,11 +7,12 @@ import asyncio
 import httpx
 
 from smsgateway.campaigns.worker import CampaignWorker
-from smsgateway.messages.dispatcher import Dispatcher, default_worker_id
+from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.messages.report_checks import ReportChecker
 from smsgateway.replies.poller import ReplyPoller
 from smsgateway.runtime import Runtime
 from smsgateway.webhooks.sender import WebhookSender
+from smsgateway.workers.claim import default_worker_id
 
 
 async def run_workers(runtime: Runtime, stop: asyncio.Event) -> None:

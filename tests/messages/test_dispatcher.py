@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from smsgateway.config import Settings
 from smsgateway.db import utcnow
 from smsgateway.messages.dispatcher import Dispatcher
-from smsgateway.messages.queue import RetryPolicy, claim_due
+from smsgateway.messages.queue import claim_due
 from smsgateway.models.messages import Message, SendAttempt
 from smsgateway.providers.base import PermanentProviderError, TransientProviderError
 from smsgateway.providers.fake import FakeProvider
@@ -210,18 +210,6 @@ async def test_a_dead_workers_lease_is_taken_over_without_sending_twice(
         second.provider_tag: 1,
     }
     assert await _attempts(runtime, sent_by_dead) == ["adopted"]
-
-
-def test_retry_policy_grows_exponentially_with_jitter_and_honours_retry_after() -> None:
-    policy = RetryPolicy(base_seconds=2, max_seconds=60, max_attempts=5)
-    for attempt, full in [(1, 2), (2, 4), (3, 8), (6, 60), (20, 60)]:
-        delays = [policy.delay(attempt) for _ in range(200)]
-        assert all(full / 2 <= d <= full for d in delays)
-        assert len(set(delays)) > 100  # jittered, not in step
-    assert policy.delay(1, retry_after=30) >= 30
-    assert policy.delay(1, retry_after=3600) == 60
-    assert not policy.exhausted(4)
-    assert policy.exhausted(5)
 
 
 async def test_run_loop_wakes_up_for_new_work_and_stops_cleanly(

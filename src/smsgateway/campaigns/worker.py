@@ -17,7 +17,6 @@ The dispatcher sends each when due, with ``noStopClause`` false.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import tempfile
 from collections.abc import Callable
@@ -25,8 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import BinaryIO
 
-from sqlalchemy import delete, or_, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.campaigns.credits import hand_to_messages, release
@@ -34,17 +32,16 @@ from smsgateway.campaigns.csv_reader import GoodRow
 from smsgateway.campaigns.service import CREATED, CREATING
 from smsgateway.campaigns.survey import Judged, judged_batches, open_csv
 from smsgateway.db import utcnow
-from smsgateway.messages.dispatcher import default_worker_id
 from smsgateway.messages.recipients import Recipient
 from smsgateway.messages.schedule import campaign_due, in_marketing_hours
 from smsgateway.messages.service import announce_queued, build_message
 from smsgateway.models.campaigns import Campaign, CampaignChunk
 from smsgateway.models.messages import Message
 from smsgateway.runtime import Runtime
+from smsgateway.workers.claim import claim_rows, default_worker_id
+from smsgateway.workers.loop import SupervisedLoop, error_backoff
 
 log = logging.getLogger(__name__)
-
-_DATABASE_ERRORS = (OperationalError, DBAPIError, OSError, ConnectionError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,22 +69,19 @@ class CampaignWorker:
         self.settings = runtime.settings
         self.worker_id = (worker_id or default_worker_id())[:64]
         self.clock = clock
+        # A failed campaign is left to its lease, and so tried again (by any worker).
+        self.loop = SupervisedLoop(
+            "campaign worker",
+            self._pass,
+            backoff=error_backoff(self.settings.worker_poll_seconds),
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Create messages until ``stop`` is set; poll for new campaigns when idle."""
-        while not stop.is_set():
-            try:
-                busy = await self.run_once()
-            except _DATABASE_ERRORS as exc:
-                log.warning("campaign worker waiting for the database: %s", type(exc).__name__)
-                busy = False
-            except Exception:
-                # Never take the process's other loops down; the lease lets it be retried.
-                log.exception("campaign worker: unexpected error, retrying later")
-                busy = False
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.worker_poll_seconds)
+        await self.loop.run(stop)
+
+    async def _pass(self) -> float:
+        return 0.0 if await self.run_once() else self.settings.worker_poll_seconds
 
     async def run_once(self) -> bool:
         """Lease one campaign and create all its messages. False: nothing to do."""
@@ -113,23 +107,24 @@ class CampaignWorker:
     async def _claim(self) -> str | None:
         now = self.clock()
         free = or_(Campaign.lease_until.is_(None), Campaign.lease_until < now)
-        waiting = (
-            select(Campaign.id)
-            .where(Campaign.status == CREATING, free)
-            .order_by(Campaign.created_at)
-            .limit(1)
+        ready = and_(Campaign.status == CREATING, free)
+        waiting = select(Campaign.id).where(ready).order_by(Campaign.created_at).limit(1)
+        claim = claim_rows(
+            Campaign.id,
+            ready,
+            order_by=Campaign.created_at,
+            limit=1,
+            name="waiting_campaigns",
+            recheck=free,
         )
-        candidate = waiting.with_for_update(skip_locked=True)
         async with self.runtime.sessionmaker() as session, session.begin():
             # A plain read first: polling must not take SQLite's write lock every second.
             if await session.scalar(waiting) is None:
                 return None
             claimed: str | None = await session.scalar(
-                update(Campaign)
-                .where(Campaign.id.in_(candidate.scalar_subquery()), free)
-                .values(lease_owner=self.worker_id, lease_until=now + self._lease())
-                .returning(Campaign.id)
-                .execution_options(synchronize_session=False)
+                claim.values(lease_owner=self.worker_id, lease_until=now + self._lease()).returning(
+                    Campaign.id
+                )
             )
         return claimed
 

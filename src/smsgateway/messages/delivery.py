@@ -32,7 +32,7 @@ from smsgateway.callbacks.service import apply_pending_reports
 from smsgateway.clients.credits import refund
 from smsgateway.db import utcnow
 from smsgateway.messages.notify import status_changed
-from smsgateway.messages.queue import Claimed, RetryPolicy
+from smsgateway.messages.queue import Claimed
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message, SendAttempt
 from smsgateway.models.status import Status
@@ -45,6 +45,7 @@ from smsgateway.providers.base import (
 )
 from smsgateway.providers.health import CircuitBreaker, take_call
 from smsgateway.runtime import Runtime
+from smsgateway.workers.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 

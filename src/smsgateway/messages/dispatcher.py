@@ -12,29 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
 from datetime import timedelta
-from typing import Any
-
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from smsgateway.context import request_id
 from smsgateway.db import utcnow
 from smsgateway.messages.delivery import Delivery, group_jobs
-from smsgateway.messages.queue import Claimed, RetryPolicy, claim_due, next_due_in
+from smsgateway.messages.queue import Claimed, claim_due, next_due_in
 from smsgateway.messages.service import NOTIFY_CHANNEL
 from smsgateway.providers.health import CircuitBreaker
 from smsgateway.runtime import Runtime
+from smsgateway.workers.claim import default_worker_id
+from smsgateway.workers.errors import TRANSIENT_DATABASE_ERRORS
+from smsgateway.workers.listen import Listener
+from smsgateway.workers.loop import SupervisedLoop, error_backoff
+from smsgateway.workers.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
-
-_DATABASE_ERRORS = (OperationalError, DBAPIError, OSError, ConnectionError)
-
-
-def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class Dispatcher:
@@ -56,6 +49,14 @@ class Dispatcher:
         runtime.breaker = self.breaker
         self.delivery = Delivery(runtime, self.worker_id, self.retry, self.breaker)
         self._stopping = asyncio.Event()
+        poll = self.settings.worker_poll_seconds
+        self.loop = SupervisedLoop(
+            "dispatcher", self._pass, backoff=error_backoff(poll), wakeup=runtime.wakeup
+        )
+        self.listener = Listener(runtime.engine, NOTIFY_CHANNEL, runtime.wakeup, retry_seconds=poll)
+        # Jobs of the running loop -> messages in each; ``_jobs_stop`` is the loop's stop.
+        self._held: dict[asyncio.Task[None], int] = {}
+        self._jobs_stop: asyncio.Event | None = None
 
     # -- the loop -------------------------------------------------------------
 
@@ -68,32 +69,32 @@ class Dispatcher:
         held at once.
         """
         stop = stop or self._stopping
-        listener = asyncio.create_task(self._listen(stop)) if self.runtime.is_postgres else None
-        held: dict[asyncio.Task[None], int] = {}  # job -> messages in it
+        self._jobs_stop = stop
+        listener = (
+            asyncio.create_task(self.listener.run(stop)) if self.runtime.is_postgres else None
+        )
         log.info("dispatcher %s started", self.worker_id)
         try:
-            while not stop.is_set():
-                self.runtime.wakeup.clear()
-                room = self.settings.worker_batch_size - sum(held.values())
-                try:
-                    claimed = await self._claim_into(held, room, stop) if room > 0 else 0
-                    if held and (room <= 0 or claimed >= room):
-                        # Full: more may be due as soon as a job makes room.
-                        await asyncio.wait(held, return_when=asyncio.FIRST_COMPLETED)
-                        continue
-                    timeout = await self._idle_timeout()
-                except _DATABASE_ERRORS as exc:
-                    log.warning("database unavailable, dispatcher waiting: %s", type(exc).__name__)
-                    timeout = self.settings.worker_poll_seconds
-                await _wait_any(stop, self.runtime.wakeup, seconds=timeout)
+            await self.loop.run(stop)
         finally:
-            if held:  # jobs waiting for a call slot release their messages (stop is set)
-                await asyncio.gather(*held, return_exceptions=True)
+            if self._held:  # jobs waiting for a call slot release their messages (stop is set)
+                await asyncio.gather(*self._held, return_exceptions=True)
             if listener is not None:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
             log.info("dispatcher %s stopped", self.worker_id)
+
+    async def _pass(self) -> float:
+        """Claim into the free room; the seconds until more may be due."""
+        held = self._held
+        room = self.settings.worker_batch_size - sum(held.values())
+        claimed = await self._claim_into(held, room, self._jobs_stop) if room > 0 else 0
+        if held and (room <= 0 or claimed >= room):
+            # Full: more may be due as soon as a job makes room.
+            await asyncio.wait(held, return_when=asyncio.FIRST_COMPLETED)
+            return 0.0
+        return await self._idle_timeout()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -142,29 +143,6 @@ class Dispatcher:
             due_in = await next_due_in(session, utcnow())
         return poll if due_in is None else min(poll, due_in + 0.01)
 
-    async def _listen(self, stop: asyncio.Event) -> None:
-        """LISTEN for new work; polling covers any notification this misses."""
-        while not stop.is_set():
-            try:
-                async with self.runtime.engine.connect() as connection:
-                    raw = await connection.get_raw_connection()
-                    driver: Any = raw.driver_connection
-                    await driver.add_listener(NOTIFY_CHANNEL, self._notified)
-                    try:
-                        while not stop.is_set() and not driver.is_closed():
-                            await _wait_any(stop, asyncio.Event(), seconds=5.0)
-                    finally:
-                        with contextlib.suppress(Exception):
-                            await driver.remove_listener(NOTIFY_CHANNEL, self._notified)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the poll loop carries on; retry listening later
-                log.warning("LISTEN connection lost: %s", type(exc).__name__)
-                await _wait_any(stop, asyncio.Event(), seconds=self.settings.worker_poll_seconds)
-
-    def _notified(self, *_args: object) -> None:
-        self.runtime.wakeup.set()
-
     async def _guarded(self, job: list[Claimed], stop: asyncio.Event | None) -> None:
         """One job of the batch; ``Delivery.calls`` bounds the provider calls in flight."""
         request_id.set(job[0].request_id)
@@ -173,18 +151,9 @@ class Dispatcher:
                 await self.delivery.release_unstarted(job)
                 return
             await self.delivery.send(job, stop)
-        except _DATABASE_ERRORS as exc:
+        except TRANSIENT_DATABASE_ERRORS as exc:
             # The lease runs out and another pass picks the messages up again.
             log.warning("%d message(s) left to their lease: %s", len(job), type(exc).__name__)
         except Exception:
             # A bug must not stop the loop: the lease brings the messages back.
             log.exception("%d message(s) left to their lease after an error", len(job))
-
-
-async def _wait_any(stop: asyncio.Event, wakeup: asyncio.Event, *, seconds: float) -> None:
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wakeup.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

@@ -2,10 +2,7 @@
 
 A claim moves due ``queued`` messages — and ``sending`` ones whose lease has
 run out because their worker died — to ``sending`` under a fresh lease, in
-one statement. On PostgreSQL the candidate rows are locked with
-``FOR UPDATE SKIP LOCKED``, so concurrent workers take disjoint sets without
-waiting on each other; SQLite serialises writers, which gives the same result
-for the single process it serves.
+one statement (``workers.claim``: concurrent workers take disjoint sets).
 
 A message taken over from an expired lease may already have reached the
 provider, so the claim marks it ``uncertain`` (from now, if not already): the
@@ -14,15 +11,15 @@ dispatcher looks it up at the provider before sending it again.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.models.messages import Message
 from smsgateway.models.status import Status
+from smsgateway.workers.claim import claim_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +47,11 @@ async def claim_due(
         and_(Message.status == Status.QUEUED.value, Message.due_at <= now),
         and_(Message.status == Status.SENDING.value, Message.lease_until < now),
     )
-    # Materialised so PostgreSQL runs the locking sub-select once: inlined into
-    # a semi-join it can be rescanned per row, and LIMIT would then not bound the claim.
-    candidates = (
-        select(Message.id)
-        .where(due)
-        .order_by(Message.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte("due_messages")
-        .prefix_with("MATERIALIZED", dialect="postgresql")
-    )
     taken_over = Message.status == Status.SENDING.value
     statement = (
-        update(Message)
-        .where(Message.id.in_(select(candidates.c.id)))
-        .where(due)  # re-checked on the locked row
+        claim_rows(
+            Message.id, due, order_by=Message.due_at, limit=limit, name="due_messages", recheck=due
+        )
         .values(
             status=Status.SENDING.value,
             uncertain=case((taken_over, True), else_=Message.uncertain),
@@ -96,7 +82,6 @@ async def claim_due(
             Message.event_type,
             Message.client_id,
         )
-        .execution_options(synchronize_session=False)
     )
     rows = (await session.execute(statement)).all()
     return [
@@ -128,28 +113,3 @@ async def next_due_in(session: AsyncSession, now: datetime) -> float | None:
         return None
     wait: float = (earliest - now).total_seconds()
     return max(0.0, wait)
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with jitter, bounded in delay and attempts."""
-
-    base_seconds: float
-    max_seconds: float
-    max_attempts: int
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based).
-
-        Half of the exponential delay is fixed and half random, so retries of
-        many messages failing together spread out instead of returning in step.
-        A provider's ``Retry-After`` is a floor.
-        """
-        exponential: float = min(self.max_seconds, self.base_seconds * 2.0 ** (attempt - 1))
-        delay = exponential / 2 + random.uniform(0, exponential / 2)  # noqa: S311
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.max_seconds))
-        return delay
-
-    def exhausted(self, attempt: int) -> bool:
-        return attempt >= self.max_attempts

@@ -11,12 +11,10 @@ outcome after ``dlr_give_up_hours`` ends ``expired`` (reason
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from smsgateway.callbacks.ptt import DLR_PENDING
 from smsgateway.callbacks.service import ReportIn, record_report
@@ -27,6 +25,8 @@ from smsgateway.models.status import Status
 from smsgateway.providers.base import ProviderError
 from smsgateway.providers.health import take_call
 from smsgateway.runtime import Runtime
+from smsgateway.workers.claim import claim_rows
+from smsgateway.workers.loop import SupervisedLoop, error_backoff
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +37,24 @@ class ReportChecker:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
+        interval = self.settings.dlr_check_interval_seconds
+        self.loop = SupervisedLoop(
+            "report checks",
+            self._pass,
+            # A failed look-up waits about as long as a pass would have.
+            backoff=error_backoff(interval, cap_seconds=interval),
+            expected=(ProviderError,),
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
-        interval = self.settings.dlr_check_interval_seconds
-        if interval <= 0:
+        """Check every ``dlr_check_interval_seconds`` until ``stop``; 0 turns checks off."""
+        if self.settings.dlr_check_interval_seconds <= 0:
             return
-        while not stop.is_set():
-            try:
-                await self.check_once()
-            except ProviderError as exc:
-                log.warning("looking up delivery reports failed: %s", exc.reason)
-            except (OperationalError, DBAPIError, OSError) as exc:
-                log.warning("database unavailable, report checks wait: %s", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+        await self.loop.run(stop)
+
+    async def _pass(self) -> float:
+        await self.check_once()
+        return self.settings.dlr_check_interval_seconds
 
     async def check_once(self) -> int:
         """Look up one batch of overdue messages. Returns how many got a final state."""
@@ -60,29 +64,22 @@ class ReportChecker:
         settled = await self._give_up(give_up)
         # Claimed by stamping checked_at, so several workers share the work
         # instead of all looking up the same messages.
-        overdue_rows = (
-            select(Message.id)
-            .where(
-                Message.status == Status.SUBMITTED.value,
-                Message.submitted_at < overdue,
-                Message.provider_id.is_not(None),
-                or_(Message.checked_at.is_(None), Message.checked_at < overdue),
-            )
-            .order_by(Message.submitted_at)
-            .limit(BATCH)
-            .with_for_update(skip_locked=True)
-            .cte("overdue_reports")
-            .prefix_with("MATERIALIZED", dialect="postgresql")  # see messages.queue
+        overdue_rows = and_(
+            Message.status == Status.SUBMITTED.value,
+            Message.submitted_at < overdue,
+            Message.provider_id.is_not(None),
+            or_(Message.checked_at.is_(None), Message.checked_at < overdue),
+        )
+        claim = claim_rows(
+            Message.id,
+            overdue_rows,
+            order_by=Message.submitted_at,
+            limit=BATCH,
+            name="overdue_reports",
         )
         async with self.runtime.sessionmaker() as session, session.begin():
             provider_ids = (
-                await session.scalars(
-                    update(Message)
-                    .where(Message.id.in_(select(overdue_rows.c.id)))
-                    .values(checked_at=now)
-                    .returning(Message.provider_id)
-                    .execution_options(synchronize_session=False)
-                )
+                await session.scalars(claim.values(checked_at=now).returning(Message.provider_id))
             ).all()
         provider = self.runtime.provider
         for provider_id in provider_ids:

@@ -5,51 +5,54 @@ through the API (``GET /sms/{sn}/incoming``): each one is stored and acted on
 in its own transaction, then deleted at the provider. A crash between the
 two only means the SMS is read again, and the unique provider id makes that
 harmless. The account's blacklist (numbers that sent STOP to OVHcloud
-itself) is synced less often.
+itself) is synced less often, by a loop of its own: each runs on
+``workers.loop`` and a failure of one does not hold the other up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-
-from sqlalchemy.exc import DBAPIError, OperationalError
+from collections.abc import Awaitable, Callable
 
 from smsgateway.models.phones import NumberState
 from smsgateway.numbers import InvalidNumber, normalise
 from smsgateway.providers.base import ProviderError
 from smsgateway.replies.service import REPLY_REGION, handle_incoming, opt_out
 from smsgateway.runtime import Runtime
+from smsgateway.workers.loop import SupervisedLoop, error_backoff
 
 log = logging.getLogger(__name__)
+
+
+# A failed poll is tried again after this, then less and less often.
+RETRY_SECONDS = 1.0
 
 
 class ReplyPoller:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        settings = runtime.settings
+        self.incoming = _every(
+            "incoming poller", settings.incoming_poll_seconds, self.poll_incoming
+        )
+        self.blacklist = _every(
+            "blacklist sync", settings.blacklist_sync_seconds, self.sync_blacklist
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Both loops until ``stop``; an interval of 0 turns its loop off."""
         settings = self.runtime.settings
-        if settings.incoming_poll_seconds <= 0 and settings.blacklist_sync_seconds <= 0:
-            return
-        next_poll = next_sync = time.monotonic()
-        while not stop.is_set():
-            now = time.monotonic()
-            try:
-                if settings.incoming_poll_seconds > 0 and now >= next_poll:
-                    await self.poll_incoming()
-                    next_poll = now + settings.incoming_poll_seconds
-                if settings.blacklist_sync_seconds > 0 and now >= next_sync:
-                    await self.sync_blacklist()
-                    next_sync = now + settings.blacklist_sync_seconds
-            except ProviderError as exc:
-                log.warning("polling the provider failed: %s", exc.reason)
-            except (OperationalError, DBAPIError, OSError) as exc:
-                log.warning("database unavailable, polling waits: %s", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
+        loops = [
+            loop.run(stop)
+            for loop, seconds in (
+                (self.incoming, settings.incoming_poll_seconds),
+                (self.blacklist, settings.blacklist_sync_seconds),
+            )
+            if seconds > 0
+        ]
+        await asyncio.gather(*loops)
 
     async def poll_incoming(self) -> int:
         """Store and act on every SMS waiting at the provider. Returns how many were new."""
@@ -86,3 +89,16 @@ class ReplyPoller:
                     session, self.runtime, number, source="provider_blacklist", confirm=False
                 )
         return changed
+
+
+def _every(name: str, seconds: float, work: Callable[[], Awaitable[int]]) -> SupervisedLoop:
+    """A loop running ``work`` every ``seconds``, counted from the start of each run."""
+
+    async def timed() -> float:
+        started = time.monotonic()
+        await work()
+        return max(0.0, started + seconds - time.monotonic())
+
+    return SupervisedLoop(
+        name, timed, backoff=error_backoff(RETRY_SECONDS), expected=(ProviderError,)
+    )

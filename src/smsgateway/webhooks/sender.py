@@ -8,7 +8,6 @@ on the event ``id``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -18,14 +17,15 @@ from typing import Any
 
 import httpx
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from smsgateway.db import utcnow
-from smsgateway.messages.queue import RetryPolicy
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.webhooks import WebhookDelivery
 from smsgateway.runtime import Runtime
 from smsgateway.webhooks.signing import SIGNATURE_HEADER, signature_header
+from smsgateway.workers.claim import claim_rows
+from smsgateway.workers.loop import SupervisedLoop, error_backoff
+from smsgateway.workers.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +51,17 @@ class WebhookSender:
             max_seconds=settings.webhook_retry_max_seconds,
             max_attempts=settings.webhook_max_attempts,
         )
+        self.loop = SupervisedLoop(
+            "webhook sender", self._pass, backoff=error_backoff(settings.worker_poll_seconds)
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
-        poll = self.runtime.settings.worker_poll_seconds
-        while not stop.is_set():
-            try:
-                handled = await self.run_once()
-            except (OperationalError, DBAPIError, OSError) as exc:
-                log.warning("database unavailable, webhooks waiting: %s", type(exc).__name__)
-                handled = 0
-            if handled == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=poll)
+        """Deliver until ``stop`` is set; the deliveries under way finish first."""
+        await self.loop.run(stop)
+
+    async def _pass(self) -> float:
+        # Straight on while there is a backlog; otherwise poll.
+        return 0.0 if await self.run_once() else self.runtime.settings.worker_poll_seconds
 
     async def run_once(self, limit: int = 20) -> int:
         """Claim and deliver up to ``limit`` due webhooks. Returns how many."""
@@ -77,27 +76,23 @@ class WebhookSender:
             and_(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now),
             and_(WebhookDelivery.status == "sending", WebhookDelivery.lease_until < now),
         )
-        candidates = (
-            select(WebhookDelivery.id)
-            .where(ready)
-            .order_by(WebhookDelivery.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("due_webhooks")
-            .prefix_with("MATERIALIZED", dialect="postgresql")  # see messages.queue
+        claim = claim_rows(
+            WebhookDelivery.id,
+            ready,
+            order_by=WebhookDelivery.next_attempt_at,
+            limit=limit,
+            name="due_webhooks",
+            recheck=ready,
         )
         async with self.runtime.sessionmaker() as session, session.begin():
             rows = (
                 await session.execute(
-                    update(WebhookDelivery)
-                    .where(WebhookDelivery.id.in_(select(candidates.c.id)), ready)
-                    .values(
+                    claim.values(
                         status="sending",
                         lease_owner=self.worker_id,
                         lease_until=now + lease,
                         attempts=WebhookDelivery.attempts + 1,
-                    )
-                    .returning(
+                    ).returning(
                         WebhookDelivery.id,
                         WebhookDelivery.url,
                         WebhookDelivery.event_type,
@@ -105,7 +100,6 @@ class WebhookSender:
                         WebhookDelivery.attempts,
                         WebhookDelivery.client_id,
                     )
-                    .execution_options(synchronize_session=False)
                 )
             ).all()
             if not rows:

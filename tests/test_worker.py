@@ -1,0 +1,68 @@
+"""``run_workers``: every background loop of a process outlives a bug in its pass."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from smsgateway.campaigns.worker import CampaignWorker
+from smsgateway.messages.dispatcher import Dispatcher
+from smsgateway.messages.report_checks import ReportChecker
+from smsgateway.replies.poller import ReplyPoller
+from smsgateway.runtime import Runtime
+from smsgateway.webhooks.sender import WebhookSender
+from smsgateway.worker import run_workers
+
+# The method each loop's pass calls, and the loop's name in the logs.
+PASSES: list[tuple[type, str, str]] = [
+    (Dispatcher, "_claim_into", "dispatcher"),
+    (WebhookSender, "run_once", "webhook sender"),
+    (ReportChecker, "check_once", "report checks"),
+    (ReplyPoller, "poll_incoming", "incoming poller"),
+    (ReplyPoller, "sync_blacklist", "blacklist sync"),
+    (CampaignWorker, "run_once", "campaign worker"),
+]
+
+
+def _failing_once(calls: Counter[str], name: str, real: Callable[..., Any]) -> Any:
+    async def patched(*args: Any, **kwargs: Any) -> Any:
+        calls[name] += 1
+        if calls[name] == 1:
+            raise RuntimeError(f"a bug in the {name}")
+        return await real(*args, **kwargs)
+
+    return patched
+
+
+async def test_every_loop_logs_a_bug_and_runs_again(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: Counter[str] = Counter()
+    for owner, method, name in PASSES:
+        monkeypatch.setattr(owner, method, _failing_once(calls, name, getattr(owner, method)))
+    for interval in (
+        "dlr_check_interval_seconds",
+        "incoming_poll_seconds",
+        "blacklist_sync_seconds",
+    ):
+        setattr(runtime.settings, interval, 0.05)  # on, and often
+    caplog.set_level(logging.ERROR)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_workers(runtime, stop))
+    deadline = time.monotonic() + 10
+    try:
+        while any(calls[name] < 2 for *_, name in PASSES) and not worker.done():
+            assert time.monotonic() < deadline, f"not every loop ran again: {calls}"
+            await asyncio.sleep(0.02)
+        assert not worker.done(), "a bug in one pass took the worker down"
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, 10)
+    logged = {r.getMessage().split(":")[0] for r in caplog.records if r.exc_info}
+    assert logged >= {name for *_, name in PASSES}
