@@ -21,7 +21,6 @@ ALLOWED_PAIRS = frozenset(
     {
         ("callbacks", "messages"),
         ("clients", "messages"),
-        ("messages", "webhooks"),
     }
 )
 
@@ -48,6 +47,7 @@ BOTTOM = frozenset(
         "encoding",
         "expiring",
         "context",
+        "texts",
     }
 )
 

@@ -8,7 +8,6 @@ import pytest
 
 from smsgateway.booking import EVENT_TYPES, RECIPIENTS
 from smsgateway.templates.defaults import (
-    DEFAULT_TEMPLATES,
     PLACEHOLDERS,
     SAMPLE_VALUES,
     offered_placeholders,
@@ -22,6 +21,7 @@ from smsgateway.templates.render import (
     render,
     resolve_language,
 )
+from smsgateway.texts import DEFAULT_TEMPLATES
 
 # GSM 03.38 default alphabet (without the escape) and its extension table, whose
 # characters take two septets. Kept local: these tests only need a rough part count.

@@ -21,10 +21,10 @@ from smsgateway.models.messages import Message
 from smsgateway.models.phones import NumberState, UserPhone
 from smsgateway.models.webhooks import WebhookDelivery
 from smsgateway.phones.registry import registrations_for
-from smsgateway.phones.texts import verification_text
 from smsgateway.phones.verification import verify_by_reply
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
+from smsgateway.texts import verification_text
 from tests.conftest import booking_event
 
 ANNA = "+33601020304"

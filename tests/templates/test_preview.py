@@ -7,9 +7,10 @@ import httpx
 from smsgateway.config import Settings
 from smsgateway.errors import PROBLEM_JSON
 from smsgateway.runtime import Runtime
-from smsgateway.templates.defaults import DEFAULT_TEMPLATES, PLACEHOLDERS
+from smsgateway.templates.defaults import PLACEHOLDERS
 from smsgateway.templates.preview import preview
 from smsgateway.templates.schemas import MAX_PLACEHOLDER_VALUES, PLACEHOLDER_VALUE_MAX_LENGTH
+from smsgateway.texts import DEFAULT_TEMPLATES
 from tests.conftest import ADMIN_TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

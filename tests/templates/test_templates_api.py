@@ -14,9 +14,10 @@ from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.models.templates import StoredTemplate, TemplateChange
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
-from smsgateway.templates.defaults import DEFAULT_TEMPLATES, PLACEHOLDERS
+from smsgateway.templates.defaults import PLACEHOLDERS
 from smsgateway.templates.languages import canonical_language
 from smsgateway.templates.service import find_template
+from smsgateway.texts import DEFAULT_TEMPLATES
 from tests.conftest import ADMIN_TOKEN, booking_event
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

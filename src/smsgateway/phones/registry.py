@@ -40,9 +40,9 @@ from smsgateway.models.phones import NumberState, UserPhone
 from smsgateway.models.status import Status
 from smsgateway.numbers import InvalidNumber, PhoneNumber, country_of, mask, normalise
 from smsgateway.phones.codes import hash_code, new_code
-from smsgateway.phones.texts import Method, verification_text
 from smsgateway.runtime import Runtime
 from smsgateway.templates.languages import canonical_language
+from smsgateway.texts import Method, verification_text
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from smsgateway.phones.registry import registrations_for
 from smsgateway.phones.verification import verify_by_reply
 from smsgateway.providers.base import IncomingSms
 from smsgateway.replies.keywords import Keyword, Reading, read
-from smsgateway.replies.texts import system_text
 from smsgateway.runtime import Runtime
+from smsgateway.texts import system_text
 from smsgateway.webhooks.service import enqueue
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from smsgateway.encoding import SmsParts, analyse
 from smsgateway.errors import Problem
 from smsgateway.templates.defaults import PLACEHOLDERS, SAMPLE_VALUES
 from smsgateway.templates.languages import canonical_language
-from smsgateway.templates.render import format_when, render, reply_words
+from smsgateway.templates.render import format_when, render
 from smsgateway.templates.service import (
     UCS2_FILLER,
     Template,
@@ -26,6 +26,7 @@ from smsgateway.templates.service import (
     offered_placeholders,
     worst_case,
 )
+from smsgateway.texts import reply_words
 
 # The DESIGN example booking (Tue 1 Dec 2026, 09:00 at +01:00), for sample dates.
 _SAMPLE_ZONE = timezone(timedelta(hours=1))

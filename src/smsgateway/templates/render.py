@@ -18,8 +18,12 @@ from functools import lru_cache
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_skeleton, format_time, get_datetime_format
 
+from smsgateway.texts import FALLBACK_LANGUAGE
+
+# Re-exported: the event layer reads the reply words next to the other rendering helpers.
+from smsgateway.texts import reply_words as reply_words
+
 FIRST_NAME_MAX_LENGTH = 20
-FALLBACK_LANGUAGE = "en"
 
 # Babel's date skeleton: abbreviated weekday, day and abbreviated month ("Tue, Dec 1",
 # "mar. 1 déc."). Babel cannot format a skeleton mixing date and time fields, so the
@@ -191,14 +195,6 @@ def first_name(name: str) -> str:
     """
     words = name.split()
     return words[0][:FIRST_NAME_MAX_LENGTH] if words else ""
-
-
-_REPLY_WORDS = {"fr": ("OUI", "NON"), "de": ("JA", "NEIN")}
-
-
-def reply_words(language: str) -> tuple[str, str]:
-    """The words an offeror replies with to accept or refuse, in ``language``."""
-    return _REPLY_WORDS.get(language.split("-")[0].lower(), ("YES", "NO"))
 
 
 def clip(value: str, limit: int) -> str:

@@ -27,13 +27,14 @@ from smsgateway.encoding import SmsParts, analyse
 from smsgateway.errors import Problem
 from smsgateway.models.templates import StoredTemplate, TemplateChange
 from smsgateway.templates.cache import TemplateCache, templates_changed
-from smsgateway.templates.defaults import DEFAULT_TEMPLATES, PLACEHOLDERS
+from smsgateway.templates.defaults import PLACEHOLDERS
 from smsgateway.templates.render import (
     TemplateError,
     check_template,
     render,
     resolve_language,
 )
+from smsgateway.texts import DEFAULT_TEMPLATES
 
 # Worst-case fillers. The budget is checked with GSM-7 basic letters, one septet each:
 # the cost of the template's own wording when values are plain names and titles. A
