@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from smsgateway.callbacks.service import apply_pending_reports
 from smsgateway.messages import delivery as dispatcher_module
 from smsgateway.messages.dispatcher import Dispatcher
+from smsgateway.messages.reports import apply_pending_reports
 from smsgateway.models.callbacks import DeliveryReport
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime

@@ -26,6 +26,7 @@ from smsgateway.models.phones import NumberState
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event
+from tests.helpers import new_client
 
 PARIS = ZoneInfo("Europe/Paris")
 ASKER, OFFEROR = "+33601020304", "+33611223344"
@@ -464,3 +465,22 @@ def _booking(booking_id: str, starts_at: datetime) -> dict[str, Any]:
         "starts_at": starts_at.isoformat(),
         "expires_at": (starts_at - timedelta(days=1)).isoformat(),
     }
+
+
+async def test_a_cancelled_reminder_is_reported_once(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    hooked, _ = await new_client(runtime, "hooked", webhook_url="https://shop.example/hooks")
+    starts_at = _paris(4, 15)
+    requested = await _post(http, hooked, _event("booking.requested", starts_at))
+    await _post(http, hooked, _event("booking.accepted", starts_at))
+    reminder_id = requested["reminders"][0]["id"]
+    listed = await http.get("/v1/webhook-deliveries", params={"limit": 100}, headers=hooked)
+    assert listed.status_code == 200, listed.text
+    about_reminder = [
+        item["payload"]["data"]["status"]
+        for item in listed.json()["items"]
+        if item["event_type"] == "message.status"
+        and item["payload"]["data"]["message_id"] == reminder_id
+    ]
+    assert about_reminder == ["cancelled"]

@@ -229,7 +229,7 @@ async def test_a_worker_dying_mid_batch_leaves_each_message_findable(
     runtime: Runtime,
 ) -> None:
     from smsgateway.messages.delivery import Delivery
-    from smsgateway.messages.queue import claim_due
+    from smsgateway.messages.lifecycle import claim as claim_due
 
     for number in NUMBERS[:3]:
         await _send(http, auth, number)

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from smsgateway.config import Settings
 from smsgateway.db import utcnow
 from smsgateway.messages.dispatcher import Dispatcher
-from smsgateway.messages.queue import claim_due
+from smsgateway.messages.lifecycle import claim as claim_due
 from smsgateway.models.messages import Message, SendAttempt
 from smsgateway.providers.base import PermanentProviderError, TransientProviderError
 from smsgateway.providers.fake import FakeProvider

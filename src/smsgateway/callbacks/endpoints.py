@@ -10,9 +10,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from smsgateway.callbacks.service import ReportIn, record_report, rematch_report
 from smsgateway.deps import RuntimeDep, SessionDep
 from smsgateway.errors import PROBLEM_JSON, Problem
+from smsgateway.messages.reports import ReportIn, record_report, rematch_report
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ for long.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from decimal import Decimal
 from typing import BinaryIO, Literal
 
@@ -29,6 +28,7 @@ from smsgateway.campaigns.schemas import (
 from smsgateway.campaigns.survey import survey
 from smsgateway.db import utcnow
 from smsgateway.errors import Problem
+from smsgateway.messages.lifecycle import settle_queued
 from smsgateway.models.campaigns import Campaign, CampaignChunk, new_campaign_id
 from smsgateway.models.messages import Message
 from smsgateway.models.status import Status
@@ -192,7 +192,7 @@ async def cancel_campaign(session: AsyncSession, client_id: str, campaign_id: st
     if campaign.status == CANCELLED:
         return campaign
     now = utcnow()
-    cancelled = await _cancel_queued(session, campaign, now)
+    cancelled = await _cancel_queued(session, campaign)
     if campaign.status == CREATED and cancelled == 0:
         raise Problem(
             409,
@@ -209,8 +209,12 @@ async def cancel_campaign(session: AsyncSession, client_id: str, campaign_id: st
     return campaign
 
 
-async def _cancel_queued(session: AsyncSession, campaign: Campaign, now: datetime) -> int:
-    """Cancel and refund the campaign's queued messages, a batch at a time."""
+async def _cancel_queued(session: AsyncSession, campaign: Campaign) -> int:
+    """Cancel and refund the campaign's queued messages, a batch at a time.
+
+    An *uncertain* message is left to the dispatcher: OVHcloud may already
+    have it, so it is looked up rather than cancelled and refunded.
+    """
     total = 0
     while True:
         waiting = (
@@ -219,6 +223,7 @@ async def _cancel_queued(session: AsyncSession, campaign: Campaign, now: datetim
                 .where(
                     Message.campaign_id == campaign.id,
                     Message.status == Status.QUEUED.value,
+                    Message.uncertain.is_(False),
                 )
                 .limit(CANCEL_BATCH)
             )
@@ -226,20 +231,14 @@ async def _cancel_queued(session: AsyncSession, campaign: Campaign, now: datetim
         if not waiting:
             return total
         # Re-checked on the row: a dispatcher may have taken some meanwhile.
-        moved = (
-            await session.scalars(
-                update(Message)
-                .where(Message.id.in_(waiting), Message.status == Status.QUEUED.value)
-                .values(
-                    status=Status.CANCELLED.value,
-                    reason="campaign_cancelled",
-                    due_at=None,
-                    updated_at=now,
-                    final_at=now,
-                )
-                .returning(Message.id)
-                .execution_options(synchronize_session=False)
-            )
-        ).all()
-        await refund_cancelled(session, campaign.client_id, list(moved), "campaign cancelled")
+        refunds: list[str] = []
+        moved = await settle_queued(
+            session,
+            Message.id.in_(waiting),
+            status=Status.CANCELLED,
+            reason="campaign_cancelled",
+            refund_reason="campaign cancelled",
+            refunds=refunds,
+        )
+        await refund_cancelled(session, campaign.client_id, refunds, "campaign cancelled")
         total += len(moved)

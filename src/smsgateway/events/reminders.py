@@ -45,9 +45,8 @@ from smsgateway.events.booking_sms import (
     resolve_party,
 )
 from smsgateway.events.schemas import BookingEventIn, EventReminder, Party
-from smsgateway.messages.notify import status_changed
+from smsgateway.messages.lifecycle import cancel_queued
 from smsgateway.messages.schedule import after_quiet_hours, before_quiet_hours
-from smsgateway.messages.service import cancel_queued
 from smsgateway.models.messages import Message
 from smsgateway.models.status import Status
 from smsgateway.runtime import Runtime
@@ -229,7 +228,7 @@ async def cancel_reminders(
     Those cancelled leave ``known``. Their key is cleared, so the same
     reminder can be scheduled again if the booking comes back; a reminder
     the client cancelled itself keeps its key and is not revived by a
-    repeated event. ``refunds``: see ``messages.service.settle_queued``.
+    repeated event. ``refunds``: see ``messages.lifecycle.settle_queued``.
     """
     types = set(event_types)
     doomed = [
@@ -243,10 +242,14 @@ async def cancel_reminders(
     ]
     for message in doomed:
         known.remove(message)
-        if await cancel_queued(
-            session, message.id, reason="booking_changed", reminder_key=None, refunds=refunds
-        ):
-            await status_changed(session, message.id)
+        # The cancel writes the reminder's one ``message.status`` webhook.
+        await cancel_queued(
+            session,
+            message.id,
+            reason="booking_changed",
+            values={"reminder_key": None},
+            refunds=refunds,
+        )
 
 
 def standing_reminders(event: BookingEventIn, known: list[Message]) -> dict[str, Message]:

@@ -21,18 +21,17 @@ import asyncio
 import logging
 import math
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.callbacks.service import apply_pending_reports
-from smsgateway.clients.credits import refund
 from smsgateway.db import utcnow
-from smsgateway.messages.notify import status_changed
+from smsgateway.messages import outcomes
+from smsgateway.messages.lifecycle import finish_attempt
+from smsgateway.messages.outcomes import Decide, Outcome
 from smsgateway.messages.queue import Claimed
+from smsgateway.messages.reports import apply_pending_reports
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message, SendAttempt
 from smsgateway.models.status import Status
@@ -52,20 +51,6 @@ log = logging.getLogger(__name__)
 # Verification SMS carry a one-time code: masked in storage once sent.
 CODE_CARRYING_EVENT = "phone.verification"
 CODE_PATTERN = re.compile(r"\b\d{4,8}\b")
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """What happened to one message of a job, to be stored."""
-
-    status: str
-    attempt: str
-    values: dict[str, Any]
-    error: str | None = None
-    status_code: int | None = None
-    provider_id: str | None = None
-    refund_reason: str | None = None
-    notify: bool = False
 
 
 class Delivery:
@@ -102,54 +87,66 @@ class Delivery:
             return
         tag = first.provider_tag
         async with self.calls:
-            if stop is not None and stop.is_set():
-                await self.release_unstarted(job)
-                return
-            if not self.breaker.allows():
-                # The circuit opened while this job waited for its turn.
-                due = started + timedelta(seconds=self.breaker.seconds_until_probe())
-                await self._store(job, started, self._release(due, "circuit_open"))
-                return
-            job = await self._renew(job, tag)
-            if not job:
-                return
-            outgoing = OutgoingJob(
-                text=first.text,
-                receivers=[m.to for m in job],
-                tag=tag,
-                no_stop_clause=first.no_stop_clause,
-                validity_minutes=_minutes_left(job, started),
-            )
-            failure: ProviderError | None = None
-            # What was looked up under this tag is stale once it is sent with again.
-            self._receivers_by_tag.pop(tag, None)
-            try:
-                result = await self.provider.send(outgoing)
-            except ProviderError as exc:
-                failure = exc
-            except Exception as exc:
-                # A bug or an unexpected answer: the SMS may have gone, so it is uncertain.
-                log.exception("unexpected error sending %d message(s)", len(job))
-                failure = TransientProviderError(
-                    f"unexpected error: {type(exc).__name__}", uncertain=True
-                )
-        if isinstance(failure, TransientProviderError):
-            await self.breaker.failed(failure.reason)
-            transient = failure
+            sent = await self._call(job, tag, started, stop)
+        if sent is None:
+            return
+        job, answer = sent
+        if isinstance(answer, TransientProviderError):
+            await self.breaker.failed(answer.reason)
+            transient = answer
             await self._store(
-                job, started, lambda m: self._retry_outcome(m, transient, tag, started)
+                job,
+                started,
+                lambda m: outcomes.retry(m, transient, policy=self.retry, tag=tag, now=started),
             )
             return
-        if failure is not None:
-            # The provider answered and refused: it is up.
-            await self.breaker.succeeded()
-            refused = failure
-            await self._store(
-                job, started, lambda m: self._failed_outcome(m, refused.reason, refused)
-            )
-            return
+        # The provider answered, even to refuse: it is up.
         await self.breaker.succeeded()
-        await self._store(job, started, lambda m: self._result_outcome(m, result, tag, len(job)))
+        if isinstance(answer, ProviderError):
+            refused = answer
+            await self._store(job, started, lambda m: outcomes.failed(refused.reason, refused))
+            return
+        result, name, size = answer, self.provider.name, len(job)
+        await self._store(
+            job,
+            started,
+            lambda m: outcomes.from_result(m, result, provider=name, tag=tag, size=size),
+        )
+
+    async def _call(
+        self, job: list[Claimed], tag: str, started: datetime, stop: asyncio.Event | None
+    ) -> tuple[list[Claimed], JobResult | ProviderError] | None:
+        """Send ``job`` from a call slot: what is still ours and the answer; None if not sent."""
+        if stop is not None and stop.is_set():
+            await self.release_unstarted(job)
+            return None
+        if not self.breaker.allows():
+            # The circuit opened while this job waited for its turn.
+            due = started + timedelta(seconds=self.breaker.seconds_until_probe())
+            await self._store(job, started, outcomes.release(due, "circuit_open"))
+            return None
+        job = await self._renew(job, tag)
+        if not job:
+            return None
+        outgoing = OutgoingJob(
+            text=job[0].text,
+            receivers=[m.to for m in job],
+            tag=tag,
+            no_stop_clause=job[0].no_stop_clause,
+            validity_minutes=_minutes_left(job, started),
+        )
+        # What was looked up under this tag is stale once it is sent with again.
+        self._receivers_by_tag.pop(tag, None)
+        try:
+            return job, await self.provider.send(outgoing)
+        except ProviderError as exc:
+            return job, exc
+        except Exception as exc:
+            # A bug or an unexpected answer: the SMS may have gone, so it is uncertain.
+            log.exception("unexpected error sending %d message(s)", len(job))
+            return job, TransientProviderError(
+                f"unexpected error: {type(exc).__name__}", uncertain=True
+            )
 
     # -- checks before sending ---------------------------------------------------
 
@@ -161,21 +158,7 @@ class Delivery:
             if found:
                 await self._store([message], started, lambda m: self._adopted(found))
                 return
-        outcome = _Outcome(
-            Status.EXPIRED.value,
-            "expired",
-            {
-                "status": Status.EXPIRED.value,
-                "reason": "validity_exceeded",
-                "final_at": started,
-                "due_at": None,
-            },
-            error="validity_exceeded",
-            # Uncertain and still not listed: it may have been billed, keep the charge.
-            refund_reason=None if message.uncertain else "expired before sending",
-            notify=True,
-        )
-        await self._store([message], started, lambda m: outcome)
+        await self._store([message], started, lambda m: outcomes.expired(m, started))
 
     async def _settle_uncertain(self, message: Claimed, started: datetime) -> bool:
         """Adopt or hold an uncertain message. False: it must be sent now."""
@@ -188,7 +171,7 @@ class Delivery:
         since = message.uncertain_since or started
         settled_at = since + timedelta(seconds=self.settings.uncertain_settle_seconds)
         if started < settled_at:
-            hold = self._release(
+            hold = outcomes.release(
                 settled_at, "lookup", uncertain_since=since, error="not listed yet"
             )
             await self._store([message], started, hold)
@@ -226,7 +209,9 @@ class Delivery:
             await self._store(
                 [message],
                 started,
-                lambda m: self._retry_outcome(m, lookup_failure, tag, started, uncertain=True),
+                lambda m: outcomes.retry(
+                    m, lookup_failure, policy=self.retry, tag=tag, now=started, lookup=True
+                ),
             )
             return None
 
@@ -245,7 +230,7 @@ class Delivery:
             )
         if wait > 0:
             await self._store(
-                job, started, self._release(utcnow() + timedelta(seconds=wait), "throttled")
+                job, started, outcomes.release(utcnow() + timedelta(seconds=wait), "throttled")
             )
             return False
         return True
@@ -279,175 +264,43 @@ class Delivery:
             log.warning("%d message(s) lost their lease before sending", len(job) - len(kept))
         return [m for m in job if m.id in kept]
 
-    # -- outcomes ----------------------------------------------------------------
-
-    def _result_outcome(self, message: Claimed, result: JobResult, tag: str, size: int) -> _Outcome:
-        provider_id = result.ids.get(message.to)
-        if provider_id is None and size == 1 and len(result.ids) == 1:
-            # A provider may echo the receiver in another format (00 prefix).
-            provider_id = next(iter(result.ids.values()))
-        if provider_id is not None:
-            return self._submitted(provider_id, "accepted", tag)
-        reason = (
-            "invalid_receiver"
-            if message.to in result.invalid_receivers
-            else ("provider_returned_no_id")
-        )
-        return self._failed_outcome(message, reason, None)
-
-    def _submitted(self, provider_id: str, attempt: str, tag: str | None) -> _Outcome:
-        values: dict[str, Any] = {
-            "status": Status.SUBMITTED.value,
-            "provider": self.provider.name,
-            "provider_id": provider_id,
-            "submitted_at": utcnow(),
-            "uncertain": False,
-            "uncertain_since": None,
-            "last_error": None,
-        }
-        if tag is not None:
-            values["job_tag"] = tag
-        return _Outcome(
-            Status.SUBMITTED.value, attempt, values, provider_id=provider_id, notify=True
-        )
-
-    def _adopted(self, provider_id: str) -> _Outcome:
-        return self._submitted(provider_id, "adopted", None)
-
-    def _failed_outcome(
-        self,
-        message: Claimed,
-        reason: str,
-        exc: ProviderError | None,
-        *,
-        maybe_billed: bool = False,
-    ) -> _Outcome:
-        now = utcnow()
-        return _Outcome(
-            Status.FAILED.value,
-            "permanent",
-            {
-                "status": Status.FAILED.value,
-                "reason": reason[:255],
-                "final_at": now,
-                "due_at": None,
-            },
-            error=reason,
-            status_code=exc.status_code if exc else None,
-            # The provider never accepted it: nothing was billed.
-            refund_reason=None if maybe_billed else f"not sent: {reason}",
-            notify=True,
-        )
-
-    def _retry_outcome(
-        self,
-        message: Claimed,
-        exc: TransientProviderError | ProviderError,
-        tag: str,
-        now: datetime,
-        *,
-        uncertain: bool | None = None,
-    ) -> _Outcome:
-        is_uncertain = (
-            uncertain
-            if uncertain is not None
-            else isinstance(exc, TransientProviderError) and exc.uncertain
-        )
-        if self.retry.exhausted(message.attempts):
-            return self._failed_outcome(
-                message,
-                f"provider_unavailable: {exc.reason}",
-                exc,
-                # An SMS the provider may have taken may also have been billed.
-                maybe_billed=is_uncertain or message.uncertain,
-            )
-        retry_after = exc.retry_after if isinstance(exc, TransientProviderError) else None
-        delay = self.retry.delay(message.attempts, retry_after)
-        values: dict[str, Any] = {
-            "status": Status.QUEUED.value,
-            "due_at": now + timedelta(seconds=delay),
-            "uncertain": is_uncertain,
-            # A send that may have reached the provider restarts the settle time: the
-            # provider lists it only once its job has run. A failed look-up does not.
-            "uncertain_since": (
-                None
-                if not is_uncertain
-                else now
-                if uncertain is None
-                else (message.uncertain_since or now)
-            ),
-            "last_error": exc.reason[:255],
-        }
-        if is_uncertain:
-            values["job_tag"] = message.job_tag if uncertain is not None else tag
-        return _Outcome(
-            Status.QUEUED.value, "transient", values, error=exc.reason, status_code=exc.status_code
-        )
-
-    def _release(
-        self, due: datetime, attempt: str, *, error: str | None = None, **extra: Any
-    ) -> Any:
-        """Back to the queue until ``due`` without spending an attempt."""
-
-        def outcome(message: Claimed) -> _Outcome:
-            values = {
-                "status": Status.QUEUED.value,
-                "due_at": due,
-                "attempts": message.attempts - 1,
-                **extra,
-            }
-            return _Outcome(Status.QUEUED.value, attempt, values, error=error)
-
-        return outcome
+    def _adopted(self, provider_id: str) -> Outcome:
+        return outcomes.submitted(self.provider.name, provider_id, "adopted", None)
 
     async def release_unstarted(self, job: list[Claimed]) -> None:
         """Give back messages claimed but not started (the worker is stopping)."""
-        await self._store(job, utcnow(), self._release(utcnow(), "released"))
+        await self._store(job, utcnow(), outcomes.release(utcnow(), "released"))
 
     # -- storing -----------------------------------------------------------------
 
-    async def _store(self, job: list[Claimed], started: datetime, decide: Any) -> None:
+    async def _store(self, job: list[Claimed], started: datetime, decide: Decide) -> None:
         """Write each message's outcome, its attempt row and side effects, in one transaction."""
-        outcomes: list[_Outcome] = [decide(message) for message in job]
+        decided: list[Outcome] = [decide(message) for message in job]
         async with self.runtime.sessionmaker() as session, session.begin():
-            for message, outcome in zip(job, outcomes, strict=True):
+            for message, outcome in zip(job, decided, strict=True):
                 values = outcome.values
                 if outcome.status != Status.QUEUED and message.event_type == CODE_CARRYING_EVENT:
                     # Once it has left, the code it carried is not kept readable.
                     values = {**values, "text": CODE_PATTERN.sub("******", message.text)}
-                stored = await self._finish(session, message, values)
+                stored = await finish_attempt(
+                    session,
+                    message.id,
+                    worker=self.worker_id,
+                    to=outcome.status,
+                    values=values,
+                    refund_reason=outcome.refund_reason,
+                    notify=outcome.notify and await self._has_webhook(session, message.client_id),
+                )
                 self._attempt(session, message, started, outcome)
                 if not stored:
-                    continue
-                if outcome.provider_id is not None:
+                    log.warning("message %s: lease lost before the outcome was stored", message.id)
+                elif outcome.provider_id is not None:
                     await apply_pending_reports(session, message.id, outcome.provider_id)
-                if outcome.refund_reason:
-                    await refund(session, message.id, outcome.refund_reason)
-                if outcome.notify and await self._has_webhook(session, message.client_id):
-                    await status_changed(session, message.id)
-        for message, outcome in zip(job, outcomes, strict=True):
+        for message, outcome in zip(job, decided, strict=True):
             if outcome.status != Status.QUEUED:
                 log.info("message %s to %s: %s", message.id, mask(message.to), outcome.attempt)
             elif outcome.attempt == "transient":
                 log.info("message %s retry later: %s", message.id, outcome.error)
-
-    async def _finish(
-        self, session: AsyncSession, message: Claimed, values: dict[str, Any]
-    ) -> bool:
-        result = await session.execute(
-            update(Message)
-            .where(
-                Message.id == message.id,
-                Message.status == Status.SENDING.value,
-                Message.lease_owner == self.worker_id,
-            )
-            .values(lease_owner=None, lease_until=None, updated_at=utcnow(), **values)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            log.warning("message %s: lease lost before the outcome was stored", message.id)
-            return False
-        return True
 
     async def _has_webhook(self, session: AsyncSession, client_id: str) -> bool:
         """Whether the client takes webhooks (its address cached a few seconds)."""
@@ -461,7 +314,7 @@ class Delivery:
         return bool(url)
 
     def _attempt(
-        self, session: AsyncSession, message: Claimed, started: datetime, outcome: _Outcome
+        self, session: AsyncSession, message: Claimed, started: datetime, outcome: Outcome
     ) -> None:
         session.add(
             SendAttempt(

@@ -17,7 +17,8 @@ from datetime import timedelta
 from smsgateway.context import request_id
 from smsgateway.db import utcnow
 from smsgateway.messages.delivery import Delivery, group_jobs
-from smsgateway.messages.queue import Claimed, claim_due, next_due_in
+from smsgateway.messages.lifecycle import claim
+from smsgateway.messages.queue import Claimed, next_due_in
 from smsgateway.messages.service import NOTIFY_CHANNEL
 from smsgateway.providers.health import CircuitBreaker
 from smsgateway.runtime import Runtime
@@ -120,7 +121,7 @@ class Dispatcher:
             room = 1
         now = utcnow()
         async with self.runtime.sessionmaker() as session, session.begin():
-            claimed = await claim_due(
+            claimed = await claim(
                 session,
                 worker=self.worker_id,
                 now=now,

@@ -14,16 +14,16 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select
 
-from smsgateway.callbacks.ptt import DLR_PENDING
-from smsgateway.callbacks.service import ReportIn, record_report
 from smsgateway.db import utcnow
-from smsgateway.messages.notify import status_changed
+from smsgateway.messages.lifecycle import expire_unreported
+from smsgateway.messages.reports import ReportIn, record_report
 from smsgateway.models.messages import Message
 from smsgateway.models.status import Status
 from smsgateway.providers.base import ProviderError
 from smsgateway.providers.health import take_call
+from smsgateway.providers.ovh.codes import DLR_PENDING
 from smsgateway.runtime import Runtime
 from smsgateway.workers.claim import claim_rows
 from smsgateway.workers.loop import SupervisedLoop, error_backoff
@@ -119,19 +119,8 @@ class ReportChecker:
                     .limit(BATCH)
                 )
             ).all()
-            now = utcnow()
             for message_id in stale:
-                await session.execute(
-                    update(Message)
-                    .where(Message.id == message_id, Message.status == Status.SUBMITTED.value)
-                    .values(
-                        status=Status.EXPIRED.value,
-                        reason="no_delivery_report",
-                        final_at=now,
-                        updated_at=now,
-                    )
-                )
-                await status_changed(session, message_id)
+                await expire_unreported(session, message_id)
         if stale:
             log.warning("%d message(s) expired without a delivery report", len(stale))
         return len(stale)

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, and_, or_, select, text, update
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.clients.credits import refund
 from smsgateway.context import current_request_id
 from smsgateway.db import utcnow
 from smsgateway.encoding import analyse
 from smsgateway.errors import Problem
-from smsgateway.messages.notify import status_changed
+from smsgateway.messages.lifecycle import cancel_queued
 from smsgateway.messages.recipients import Recipient
 from smsgateway.messages.schedule import after_quiet_hours
 from smsgateway.models.messages import Message, new_message_id, provider_tag_for
@@ -51,13 +49,7 @@ def build_message(
     due = due_at or send_at or now
     if quiet_hours:
         due = after_quiet_hours(due, recipient.to, runtime.settings)
-    if recipient.refusal is None:
-        status, reason = Status.QUEUED.value, None
-        price = runtime.pricing.price(recipient.country, parts.segments)
-        credits, cost = price.credits, price.cost
-    else:
-        status, reason = recipient.refusal
-        credits, cost = Decimal(0), Decimal(0)
+    status, reason, credits, cost = _priced(runtime, recipient, parts.segments)
     message_id = message_id or new_message_id()
     return Message(
         id=message_id,
@@ -91,6 +83,17 @@ def build_message(
         ),
         **fields,
     )
+
+
+def _priced(
+    runtime: Runtime, recipient: Recipient, segments: int
+) -> tuple[str, str | None, Decimal, Decimal]:
+    """Status, reason, credits and cost of a new message: a refused one costs nothing."""
+    if recipient.refusal is not None:
+        status, reason = recipient.refusal
+        return status, reason, Decimal(0), Decimal(0)
+    price = runtime.pricing.price(recipient.country, segments)
+    return Status.QUEUED.value, None, price.credits, price.cost
 
 
 async def announce_queued(session: AsyncSession, runtime: Runtime) -> None:
@@ -190,30 +193,6 @@ async def cancel_message(session: AsyncSession, client_id: str, message_id: str)
     return message
 
 
-async def cancel_queued(
-    session: AsyncSession,
-    message_id: str,
-    *,
-    reason: str,
-    refunds: list[str] | None = None,
-    **values: object,
-) -> bool:
-    """Cancel the message if it is still ``queued`` (see ``settle_queued``); False if not.
-
-    ``values`` are further columns to set; ``refunds`` as for ``settle_queued``.
-    """
-    settled = await settle_queued(
-        session,
-        Message.id == message_id,
-        status=Status.CANCELLED,
-        reason=reason,
-        refund_reason=reason,
-        values=values,
-        refunds=refunds,
-    )
-    return bool(settled)
-
-
 def system_message(
     runtime: Runtime,
     *,
@@ -243,52 +222,3 @@ def system_message(
     # Not charged to the client's quota (nothing was reserved): it counts for nothing there.
     message.credits, message.cost = Decimal(0), Decimal(0)
     return message
-
-
-async def settle_queued(
-    session: AsyncSession,
-    *where: ColumnElement[bool],
-    status: Status,
-    reason: str,
-    refund_reason: str,
-    notify: bool = True,
-    values: Mapping[str, object] | None = None,
-    refunds: list[str] | None = None,
-) -> list[str]:
-    """End the ``queued`` messages matching ``where`` as ``status`` (cancelled, blocked).
-
-    Only rows still queued at the update are touched (a worker may have taken
-    some since). Their credits come back, except for an *uncertain* message:
-    its SMS may already have gone, and been billed. Returns the ids settled.
-
-    With ``refunds``, the ids to refund are appended to it for the caller to
-    refund (``credits.refund``) later in the transaction instead: the refund
-    locks the client's balance row, which a booking event takes last of all.
-    """
-    now = utcnow()
-    rows = (
-        await session.execute(
-            update(Message)
-            .where(Message.status == Status.QUEUED.value, *where)
-            .values(
-                status=status.value,
-                reason=reason,
-                due_at=None,
-                updated_at=now,
-                final_at=now,
-                **(values or {}),
-            )
-            .returning(Message.id, Message.uncertain)
-            .execution_options(synchronize_session=False)
-        )
-    ).all()
-    for message_id, uncertain in rows:
-        if uncertain:
-            pass
-        elif refunds is not None:
-            refunds.append(message_id)
-        else:
-            await refund(session, message_id, refund_reason)
-        if notify:
-            await status_changed(session, message_id)
-    return [message_id for message_id, _ in rows]

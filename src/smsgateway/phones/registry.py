@@ -32,8 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smsgateway.clients.credits import reserve
 from smsgateway.db import utcnow
 from smsgateway.errors import Problem
+from smsgateway.messages.lifecycle import settle_queued
 from smsgateway.messages.recipients import Recipient
-from smsgateway.messages.service import announce_queued, build_message, settle_queued
+from smsgateway.messages.service import announce_queued, build_message
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message
 from smsgateway.models.phones import NumberState, UserPhone

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.db import upsert_for, utcnow
 from smsgateway.errors import Problem
-from smsgateway.messages.service import settle_queued
+from smsgateway.messages.lifecycle import settle_queued
 from smsgateway.models.messages import Message
 from smsgateway.models.phones import NumberState, UserPhone
 from smsgateway.models.status import Status

@@ -15,7 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.db import upsert_for, utcnow
-from smsgateway.messages.service import announce_queued, settle_queued, system_message
+from smsgateway.messages.lifecycle import settle_queued
+from smsgateway.messages.service import announce_queued, system_message
 from smsgateway.models.callbacks import IncomingMessage
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.events import BookingRequest

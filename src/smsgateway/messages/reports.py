@@ -1,4 +1,10 @@
-"""Recording delivery reports and applying them to messages, idempotently."""
+"""Delivery reports: stored once, matched to their message, and applied to it.
+
+``callbacks/`` reads OVHcloud's parameters into a ``ReportIn``; the report
+checks look up overdue messages and make one the same way. What a ``dlr`` /
+``ptt`` pair means is OVHcloud's vocabulary (``providers.ovh.codes``); the
+status move itself is ``lifecycle.apply_report``.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,16 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.callbacks.ptt import DLR_NOT_BILLED, outcome
 from smsgateway.clients.credits import refund
 from smsgateway.db import upsert_for, utcnow
-from smsgateway.messages.notify import status_changed
+from smsgateway.messages.lifecycle import apply_report
 from smsgateway.models.callbacks import DeliveryReport
 from smsgateway.models.messages import Message
-from smsgateway.models.status import FINAL, Status, rank
+from smsgateway.models.status import FINAL, Status
+from smsgateway.providers.ovh.codes import DLR_NOT_BILLED, outcome
 
 log = logging.getLogger(__name__)
 
@@ -133,30 +139,14 @@ async def _apply(session: AsyncSession, message_id: str, report: DeliveryReport)
     if meaning is None:
         return
     status, reason = meaning
-    # Only statuses ranked below the new one may move: never backwards, never out of a final one.
-    movable = [s.value for s in Status if s not in FINAL and rank(s) < rank(status)]
     now = utcnow()
-    values: dict[str, object] = {
-        "status": status,
-        "dlr_code": report.dlr,
-        "ptt_code": report.ptt,
-        "updated_at": now,
-    }
+    values: dict[str, object] = {"dlr_code": report.dlr, "ptt_code": report.ptt}
     if status in FINAL:
-        values["final_at"] = now
-        values["due_at"] = None
-        values["reason"] = reason
+        values.update(final_at=now, due_at=None, reason=reason)
     if status == Status.DELIVERED:
         values["delivered_at"] = now
-    result = await session.execute(
-        update(Message)
-        .where(Message.id == message_id, Message.status.in_(movable))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount:  # type: ignore[attr-defined]
+    if await apply_report(session, message_id, Status(status), values):
         log.info("message %s is %s (dlr=%s ptt=%s)", message_id, status, report.dlr, report.ptt)
-        await status_changed(session, message_id)
         if report.dlr == DLR_NOT_BILLED:
             # OVHcloud did not bill it, so neither do we (once: see credits.refund).
             await refund(session, message_id, "provider: not billed")

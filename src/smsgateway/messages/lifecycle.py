@@ -1,0 +1,258 @@
+"""Every change of a message's status goes through here.
+
+Each move is one guarded ``UPDATE``: the statuses a message may leave for the
+new one come from the state machine's own table (``models.status.TRANSITIONS``)
+and sit in the statement's ``WHERE``, so a row that has moved on meanwhile
+(another worker, a delivery report, a cancel) is left as it is. A move the
+table does not hold is a programming error and raises.
+
+The ``message.status`` webhook is written here and only here, in the same
+transaction, once for each row the statement really moved: never for a move
+that did not happen, never twice for one. The marketplace hears of the
+statuses in ``NOTIFIED``; ``sending`` and a retry's way back to ``queued`` are
+the gateway's own business.
+
+The moves, by name: ``claim``, ``finish_attempt`` (submitted, retry,
+uncertain, failed, expired before sending), ``apply_report``, ``settle_queued``
+(cancel, block, campaign cancel), ``expire_unreported``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, case, func, or_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smsgateway.clients.credits import refund
+from smsgateway.db import utcnow
+from smsgateway.messages.queue import CLAIMED_COLUMNS, Claimed
+from smsgateway.models.clients import ApiClient
+from smsgateway.models.messages import Message
+from smsgateway.models.status import FINAL, TRANSITIONS, Status, can_move, moves_forward
+from smsgateway.webhooks.service import enqueue
+from smsgateway.workers.claim import claim_rows
+
+NOTIFIED = FINAL | {Status.SUBMITTED}
+
+
+def sources(to: Status) -> list[str]:
+    """The statuses the table lets become ``to``."""
+    return [current.value for current, nexts in TRANSITIONS.items() if to in nexts]
+
+
+async def _move(
+    session: AsyncSession,
+    where: ColumnElement[bool],
+    to: Status,
+    values: Mapping[str, object],
+    *,
+    origin: Sequence[Status] | None = None,
+    notify: bool = True,
+) -> list[tuple[str, bool]]:
+    """Move the rows matching ``where`` to ``to``: (id, uncertain) of each one moved.
+
+    ``origin`` narrows the statuses moved from; each must be allowed by the table.
+    """
+    allowed = sources(to)
+    if origin is not None:
+        wrong = [s.value for s in origin if not can_move(s, to)]
+        if wrong:
+            raise ValueError(f"a message cannot move from {wrong} to {to.value}")
+        allowed = [s.value for s in origin]
+    rows = (
+        await session.execute(
+            update(Message)
+            .where(Message.status.in_(allowed), where)
+            .values(status=to.value, updated_at=utcnow(), **values)
+            .returning(Message.id, Message.uncertain, Message.client_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    if notify and to in NOTIFIED:
+        for message_id, _, client_id in rows:
+            await _status_changed(session, message_id, client_id)
+    return [(message_id, uncertain) for message_id, uncertain, _ in rows]
+
+
+async def _status_changed(session: AsyncSession, message_id: str, client_id: str) -> None:
+    """Write a ``message.status`` event for the message's new status (same transaction)."""
+    client = await session.get(ApiClient, client_id)  # once per client and transaction
+    if client is None or not client.webhook_url:
+        return
+    message = await session.get(Message, message_id, populate_existing=True)
+    if message is None:
+        return
+    enqueue(
+        session,
+        client,
+        "message.status",
+        {
+            "message_id": message.id,
+            "status": message.status,
+            "reason": message.reason,
+            "to": message.to,
+            "booking_id": message.booking_id,
+            "event_type": message.event_type,
+            "role": message.role,
+            "tag": message.tag,
+            "provider_id": message.provider_id,
+            "at": utcnow().isoformat(),
+        },
+    )
+
+
+# -- the dispatcher's moves ----------------------------------------------------
+
+
+async def claim(
+    session: AsyncSession, *, worker: str, now: datetime, lease: timedelta, limit: int
+) -> list[Claimed]:
+    """Lease up to ``limit`` due messages to ``worker`` (``queued`` → ``sending``).
+
+    A ``sending`` message whose lease ran out (its worker died) is taken over
+    as well. It may already have reached the provider, so the claim marks it
+    ``uncertain`` (from now, if not already): the dispatcher looks it up at
+    the provider before sending it again. The caller commits.
+    """
+    due = or_(
+        and_(Message.status == Status.QUEUED.value, Message.due_at <= now),
+        and_(Message.status == Status.SENDING.value, Message.lease_until < now),
+    )
+    taken_over = Message.status == Status.SENDING.value
+    statement = (
+        claim_rows(
+            Message.id, due, order_by=Message.due_at, limit=limit, name="due_messages", recheck=due
+        )
+        .values(
+            status=Status.SENDING.value,
+            uncertain=case((taken_over, True), else_=Message.uncertain),
+            uncertain_since=case(
+                (taken_over, func.coalesce(Message.uncertain_since, now)),
+                else_=Message.uncertain_since,
+            ),
+            lease_owner=worker,
+            lease_until=now + lease,
+            attempts=Message.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*CLAIMED_COLUMNS)
+    )
+    rows = (await session.execute(statement)).all()
+    return [Claimed(**row._mapping) for row in rows]
+
+
+async def finish_attempt(
+    session: AsyncSession,
+    message_id: str,
+    *,
+    worker: str,
+    to: Status,
+    values: Mapping[str, object],
+    refund_reason: str | None = None,
+    notify: bool = True,
+) -> bool:
+    """End ``worker``'s attempt: ``sending`` → ``to`` (a retry is ``queued``).
+
+    Only while the worker still holds the lease: one that lost it can never
+    overwrite what the new holder did. ``refund_reason``: the SMS was not
+    billed, so its credits come back. False if the lease was lost.
+    """
+    moved = await _move(
+        session,
+        and_(Message.id == message_id, Message.lease_owner == worker),
+        to,
+        {"lease_owner": None, "lease_until": None, **values},
+        origin=[Status.SENDING],
+        notify=notify,
+    )
+    if moved and refund_reason:
+        await refund(session, message_id, refund_reason)
+    return bool(moved)
+
+
+# -- moves from outside the dispatcher -----------------------------------------
+
+
+async def apply_report(
+    session: AsyncSession, message_id: str, to: Status, values: Mapping[str, object]
+) -> bool:
+    """A delivery report moves the message on; never backwards, never out of a final status.
+
+    Only statuses ranked below ``to`` are moved from: a late "pending" after
+    "delivered" changes nothing. True if the message moved.
+    """
+    origin = [s for s in TRANSITIONS if moves_forward(s, to)]
+    return bool(await _move(session, Message.id == message_id, to, values, origin=origin))
+
+
+async def expire_unreported(session: AsyncSession, message_id: str) -> bool:
+    """A ``submitted`` message whose report never came ends ``expired``."""
+    now = utcnow()
+    values = {"reason": "no_delivery_report", "final_at": now}
+    moved = await _move(
+        session, Message.id == message_id, Status.EXPIRED, values, origin=[Status.SUBMITTED]
+    )
+    return bool(moved)
+
+
+async def settle_queued(
+    session: AsyncSession,
+    *where: ColumnElement[bool],
+    status: Status,
+    reason: str,
+    refund_reason: str,
+    values: Mapping[str, object] | None = None,
+    refunds: list[str] | None = None,
+) -> list[str]:
+    """End the ``queued`` messages matching ``where`` as ``status`` (cancelled, blocked).
+
+    Only rows still queued at the update are touched (a worker may have taken
+    some since). Their credits come back, except for an *uncertain* message:
+    its SMS may already have gone, and been billed. Returns the ids settled.
+
+    With ``refunds``, the ids to refund are appended to it for the caller to
+    refund (``credits.refund``) later in the transaction instead: the refund
+    locks the client's balance row, which a booking event takes last of all.
+    """
+    now = utcnow()
+    moved = await _move(
+        session,
+        and_(*where),
+        status,
+        {"reason": reason, "due_at": None, "final_at": now, **(values or {})},
+        origin=[Status.QUEUED],
+    )
+    for message_id, uncertain in moved:
+        if uncertain:
+            continue
+        if refunds is not None:
+            refunds.append(message_id)
+        else:
+            await refund(session, message_id, refund_reason)
+    return [message_id for message_id, _ in moved]
+
+
+async def cancel_queued(
+    session: AsyncSession,
+    message_id: str,
+    *,
+    reason: str,
+    values: Mapping[str, object] | None = None,
+    refunds: list[str] | None = None,
+) -> bool:
+    """Cancel the message if it is still ``queued`` (see ``settle_queued``); False if not.
+
+    ``values`` are further columns to set; ``refunds`` as for ``settle_queued``.
+    """
+    settled = await settle_queued(
+        session,
+        Message.id == message_id,
+        status=Status.CANCELLED,
+        reason=reason,
+        refund_reason=reason,
+        values=values,
+        refunds=refunds,
+    )
+    return bool(settled)
