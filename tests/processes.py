@@ -62,9 +62,19 @@ def ovh_settings(endpoint: str, callback_token: str) -> dict[str, str]:
 class Process:
     """A child process (our interpreter) whose output goes to ``<logs>/<name>.log``."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        logs: Path,
+        *,
+        prefix: list[str] | None = None,
+    ) -> None:
+        """``prefix``: a command our interpreter runs under (``faketime -f +90s``)."""
         self.name = name
         self.args = args
+        self.prefix = prefix or []
         self.env = env
         self.logs = logs
         self.log_path = logs / f"{name}.log"
@@ -75,7 +85,7 @@ class Process:
         self.starts += 1
         with self.log_path.open("ab") as log:
             return subprocess.Popen(  # noqa: S603 - our own interpreter and modules
-                [sys.executable, *self.args],
+                [*self.prefix, sys.executable, *self.args],
                 env=self.env,
                 cwd=self.logs,
                 stdout=log,

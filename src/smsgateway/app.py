@@ -35,6 +35,7 @@ from smsgateway.runtime import Runtime, build_runtime
 from smsgateway.templates.endpoints import router as templates_router
 from smsgateway.webhooks.endpoints import router as webhooks_router
 from smsgateway.worker import run_workers
+from smsgateway.workers.clock import ClockSync
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +91,15 @@ def _lifespan(settings: Settings, runtime: Runtime | None, run_worker: bool) -> 
         current = runtime or build_runtime(settings)
         app.state.runtime = current
         stop = asyncio.Event()
-        worker: asyncio.Task[None] | None = None
-        if run_worker:
-            worker = asyncio.create_task(run_workers(current, stop))
+        # Without the workers, the API still keeps to the database's clock.
+        background = run_workers(current, stop) if run_worker else ClockSync(current).run(stop)
+        worker: asyncio.Task[None] = asyncio.create_task(background)
         try:
             yield
         finally:
             stop.set()
-            if worker is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
             if owned:
                 await current.aclose()
 

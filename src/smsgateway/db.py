@@ -7,10 +7,10 @@ production store; the schema and queries are written once for both.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -72,8 +72,43 @@ def upsert_for(session: AsyncSession) -> Any:
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
+class _Clock:
+    """The database's clock as this process reads it: its own plus the offset last measured."""
+
+    offset = timedelta(0)
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, by the database's clock (see ``sync_clock``).
+
+    Every time the gateway stores or compares (leases, settle windows, due
+    times, reservations) comes from here, so a process whose clock is off
+    behaves exactly like the others once it has measured the difference.
+    """
+    return datetime.now(UTC) + _Clock.offset
+
+
+def clock_offset() -> timedelta:
+    """How far the database's clock is ahead of this process's (negative: behind)."""
+    return _Clock.offset
+
+
+async def sync_clock(engine: AsyncEngine) -> timedelta:
+    """Measure this process's clock against PostgreSQL's; returns the offset now used.
+
+    The database's ``clock_timestamp()`` is taken as the middle of the round
+    trip. SQLite runs inside the process and has no clock of its own: there
+    the offset stays 0.
+    """
+    if engine.dialect.name != "postgresql":
+        return _Clock.offset
+    async with engine.connect() as connection:
+        before = datetime.now(UTC)
+        theirs = await connection.scalar(text("SELECT clock_timestamp()"))
+        after = datetime.now(UTC)
+    if isinstance(theirs, datetime):
+        _Clock.offset = theirs - (before + (after - before) / 2)
+    return _Clock.offset
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

@@ -13,13 +13,21 @@ from smsgateway.replies.poller import ReplyPoller
 from smsgateway.runtime import Runtime
 from smsgateway.webhooks.sender import WebhookSender
 from smsgateway.workers.claim import default_worker_id
+from smsgateway.workers.clock import ClockSync
 
 
 async def run_workers(runtime: Runtime, stop: asyncio.Event) -> None:
-    """Run until ``stop`` is set; each loop finishes or releases what it holds."""
+    """Run until ``stop`` is set; each loop finishes or releases what it holds.
+
+    The clock is measured before any loop starts, so the first claim already
+    compares leases by the database's time.
+    """
     worker_id = default_worker_id()
+    clock = ClockSync(runtime)
+    await clock.loop.run_pass()
     async with httpx.AsyncClient(follow_redirects=False) as http:
         await asyncio.gather(
+            clock.run(stop),
             Dispatcher(runtime, worker_id=worker_id).run(stop),
             WebhookSender(runtime, http, worker_id=worker_id).run(stop),
             ReplyPoller(runtime).run(stop),

@@ -14,10 +14,28 @@ from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.models.status import FINAL, TRANSITIONS, Status, can_move, moves_forward, rank
 from smsgateway.models.webhooks import WebhookDelivery
 from smsgateway.runtime import Runtime
+from tests.conftest import CALLBACK_TOKEN
 from tests.helpers import new_client, send_message, stored_message
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "smsgateway"
 TO = "+33601020304"
+
+
+async def _status_events(runtime: Runtime, message_id: str) -> list[tuple[str, int]]:
+    """(status, sequence) of the message's ``message.status`` events, in the order written."""
+    async with runtime.sessionmaker() as session:
+        rows = (
+            await session.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.event_type == "message.status")
+                .order_by(WebhookDelivery.created_at)
+            )
+        ).all()
+    return [
+        (row.payload["data"]["status"], row.payload["data"]["sequence"])
+        for row in rows
+        if row.payload["data"]["message_id"] == message_id
+    ]
 
 
 async def _status_webhooks(runtime: Runtime, message_id: str) -> list[str]:
@@ -99,6 +117,29 @@ async def test_a_second_cancel_changes_nothing_and_says_nothing(
     async with runtime.sessionmaker() as session:
         deliveries = await session.scalar(select(func.count()).select_from(WebhookDelivery))
     assert deliveries == 1
+
+
+async def test_each_status_told_carries_the_next_sequence(
+    http: httpx.AsyncClient, hooked: dict[str, str], runtime: Runtime, dispatcher: Dispatcher
+) -> None:
+    message = await send_message(http, hooked, to=TO, text="Hello")
+    await dispatcher.run_once()
+    async with runtime.sessionmaker() as session, session.begin():
+        await lifecycle.apply_report(session, message["id"], Status.DELIVERED, {})
+    assert await _status_events(runtime, message["id"]) == [("submitted", 1), ("delivered", 2)]
+
+
+async def test_a_report_before_the_send_answer_still_follows_submitted(
+    http: httpx.AsyncClient, hooked: dict[str, str], runtime: Runtime, dispatcher: Dispatcher
+) -> None:
+    message = await send_message(http, hooked, to=TO, text="Hello")
+    early = await http.get(
+        f"/v1/providers/ovh/{CALLBACK_TOKEN}/dlr", params={"id": "fake-1", "dlr": "1"}
+    )
+    assert early.status_code == 200
+    await dispatcher.run_once()  # stores fake-1, then applies the report that waited
+    assert (await stored_message(runtime, message["id"])).status == Status.DELIVERED
+    assert await _status_events(runtime, message["id"]) == [("submitted", 1), ("delivered", 2)]
 
 
 def _updated_table(call: ast.Call) -> str | None:

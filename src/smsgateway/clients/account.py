@@ -27,6 +27,7 @@ from sqlalchemy.orm import aliased
 
 from smsgateway.clients.auth import ClientDep
 from smsgateway.clients.schemas import AccountOut, DayUsage, TagUsage, Usage, UsageTotals
+from smsgateway.db import utcnow
 from smsgateway.errors import PROBLEM_JSON, Problem
 from smsgateway.models.clients import CreditEntry
 from smsgateway.models.messages import Message
@@ -94,7 +95,7 @@ async def usage(session: AsyncSession, client_id: str, first: date, last: date) 
 
 
 def _range(first: date | None, last: date | None) -> tuple[date, date]:
-    last = last or datetime.now(UTC).date()
+    last = last or utcnow().date()
     first = first or last - timedelta(days=DEFAULT_DAYS - 1)
     if first > last:
         raise Problem(

@@ -10,7 +10,9 @@ The ``message.status`` webhook is written here and only here, in the same
 transaction, once for each row the statement really moved: never for a move
 that did not happen, never twice for one. The marketplace hears of the
 statuses in ``NOTIFIED``; ``sending`` and a retry's way back to ``queued`` are
-the gateway's own business.
+the gateway's own business. Each move it hears of adds one to the message's
+``status_sequence``, sent as ``data.sequence``: sorted by it, a message's
+webhooks follow the state machine even when they arrive out of order.
 
 The moves, by name: ``claim``, ``finish_attempt`` (submitted, retry,
 uncertain, failed, expired before sending), ``apply_report``, ``settle_queued``
@@ -61,6 +63,9 @@ async def _move(
         if wrong:
             raise ValueError(f"a message cannot move from {wrong} to {to.value}")
         allowed = [s.value for s in origin]
+    told = to in NOTIFIED
+    if told:
+        values = {**values, "status_sequence": Message.status_sequence + 1}
     rows = (
         await session.execute(
             update(Message)
@@ -70,7 +75,7 @@ async def _move(
             .execution_options(synchronize_session=False)
         )
     ).all()
-    if notify and to in NOTIFIED:
+    if notify and told:
         for message_id, _, client_id in rows:
             await _status_changed(session, message_id, client_id)
     return [(message_id, uncertain) for message_id, uncertain, _ in rows]
@@ -91,6 +96,7 @@ async def _status_changed(session: AsyncSession, message_id: str, client_id: str
         {
             "message_id": message.id,
             "status": message.status,
+            "sequence": message.status_sequence,
             "reason": message.reason,
             "to": message.to,
             "booking_id": message.booking_id,

@@ -56,6 +56,9 @@ class Message(Base):
     send_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # How many statuses the marketplace has been told of: each message.status
+    # webhook carries it as ``sequence`` (see messages.lifecycle).
+    status_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     uncertain: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -132,7 +131,7 @@ class WebhookSender:
             "User-Agent": "smsgateway-webhooks",
             "Smsgw-Event-Id": item.id,
             "Smsgw-Event-Type": item.event_type,
-            SIGNATURE_HEADER: signature_header(item.secret, int(time.time()), body),
+            SIGNATURE_HEADER: signature_header(item.secret, int(utcnow().timestamp()), body),
         }
         status_code: int | None = None
         error: str | None = None
