@@ -263,10 +263,14 @@ async def test_a_message_that_may_have_gone_is_not_cancelled_nor_refunded(
     provider.fail_after_accept_next = [TransientProviderError("read timeout", uncertain=True)]
     await dispatcher.run_once()  # the provider has it; we do not know
     cancel = await http.delete(f"/v1/messages/{message_id}", headers=auth)
-    assert cancel.status_code == 409
-    assert "may already have it" in cancel.json()["detail"]
-    # A STOP blocks it from being sent again, but keeps the charge.
+    assert cancel.status_code == 202, cancel.text
+    assert (cancel.json()["status"], cancel.json()["settle_to"]) == ("queued", "cancelled")
+    # A STOP does not end it either while the provider may have it.
     await http.get(f"/v1/providers/ovh/{CALLBACK_TOKEN}/stop", params={"sender": NUMBERS[0]})
+    assert (await stored_messages(runtime))[message_id].status == "queued"
+    await make_due(runtime, message_id)
+    await dispatcher.run_once()  # looked up: the provider had it, so it runs its course
     message = (await stored_messages(runtime))[message_id]
-    assert (message.status, message.reason) == ("blocked", "opted_out")
+    assert message.status == "submitted"
+    assert len(provider.sent) == 1
     assert await balance(runtime, client_id) == Decimal(4)

@@ -212,8 +212,9 @@ async def cancel_campaign(session: AsyncSession, client_id: str, campaign_id: st
 async def _cancel_queued(session: AsyncSession, campaign: Campaign) -> int:
     """Cancel and refund the campaign's queued messages, a batch at a time.
 
-    An *uncertain* message is left to the dispatcher: OVHcloud may already
-    have it, so it is looked up rather than cancelled and refunded.
+    A message OVHcloud may already have (being sent, or *uncertain*) runs its
+    course: it is cancelled, and refunded, only once it is known not to have
+    gone (``lifecycle.settle_queued``).
     """
     total = 0
     while True:
@@ -229,7 +230,7 @@ async def _cancel_queued(session: AsyncSession, campaign: Campaign) -> int:
             )
         ).all()
         if not waiting:
-            return total
+            break
         # Re-checked on the row: a dispatcher may have taken some meanwhile.
         refunds: list[str] = []
         moved = await settle_queued(
@@ -242,3 +243,12 @@ async def _cancel_queued(session: AsyncSession, campaign: Campaign) -> int:
         )
         await refund_cancelled(session, campaign.client_id, refunds, "campaign cancelled")
         total += len(moved)
+    # Those OVHcloud may have: pending until their attempt or look-up says.
+    in_flight = await settle_queued(
+        session,
+        Message.campaign_id == campaign.id,
+        status=Status.CANCELLED,
+        reason="campaign_cancelled",
+        refund_reason="campaign cancelled",
+    )
+    return total + len(in_flight)

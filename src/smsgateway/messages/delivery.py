@@ -242,26 +242,34 @@ class Delivery:
         and another worker to take it: only messages still ours are sent. The
         tag is stored first, so that if this worker dies during the send the
         next holder looks each message up by the tag it really went with.
+
+        A message cancelled or blocked since its claim (``settle_to``) is not
+        sent: it goes back, and ``lifecycle`` ends it there. Nothing has it:
+        it is sent for the first time, or it was looked up and not found.
         """
         lease = timedelta(seconds=self.settings.lease_seconds)
         async with self.runtime.sessionmaker() as session, session.begin():
-            kept = set(
-                (
-                    await session.scalars(
-                        update(Message)
-                        .where(
-                            Message.id.in_([m.id for m in job]),
-                            Message.status == Status.SENDING.value,
-                            Message.lease_owner == self.worker_id,
-                        )
-                        .values(lease_until=utcnow() + lease, job_tag=tag)
-                        .returning(Message.id)
-                        .execution_options(synchronize_session=False)
+            rows = (
+                await session.execute(
+                    update(Message)
+                    .where(
+                        Message.id.in_([m.id for m in job]),
+                        Message.status == Status.SENDING.value,
+                        Message.lease_owner == self.worker_id,
                     )
-                ).all()
-            )
-        if len(kept) < len(job):
-            log.warning("%d message(s) lost their lease before sending", len(job) - len(kept))
+                    .values(lease_until=utcnow() + lease, job_tag=tag)
+                    .returning(Message.id, Message.settle_to)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
+        kept = {row.id for row in rows if row.settle_to is None}
+        settled = [m for m in job if m.id in {row.id for row in rows} - kept]
+        if len(rows) < len(job):
+            log.warning("%d message(s) lost their lease before sending", len(job) - len(rows))
+        if settled:
+            now = utcnow()
+            unsent = outcomes.release(now, "settled", uncertain=False, uncertain_since=None)
+            await self._store(settled, now, unsent)
         return [m for m in job if m.id in kept]
 
     def _adopted(self, provider_id: str) -> Outcome:

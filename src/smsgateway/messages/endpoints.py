@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from smsgateway.clients.credits import commit_reserved, reserve
 from smsgateway.deps import ClientDep, RuntimeDep, SessionDep
@@ -115,12 +115,20 @@ async def get_one(message_id: str, client: ClientDep, session: SessionDep) -> Me
     "/{message_id}",
     response_model=MessageOut,
     responses={
+        202: {
+            "description": "OVHcloud may have it (being sent, or looked up after a lost"
+            " answer): it is cancelled unless it had it, and never sent again",
+            "model": MessageOut,
+        },
         404: {"description": "No such message", **_PROBLEM},
-        409: {"description": "Already taken by a worker or final", **_PROBLEM},
+        409: {"description": "Already sent or final", **_PROBLEM},
     },
     summary="Cancel a message not yet sent",
 )
-async def cancel(message_id: str, client: ClientDep, session: SessionDep) -> MessageOut:
-    message = await cancel_message(session, client.id, message_id)
+async def cancel(
+    message_id: str, client: ClientDep, session: SessionDep, response: Response
+) -> MessageOut:
+    if not await cancel_message(session, client.id, message_id):
+        response.status_code = 202
     await session.commit()
-    return MessageOut.of(message)
+    return MessageOut.of(await get_message(session, client.id, message_id))

@@ -22,10 +22,12 @@ uncertain, failed, expired before sending), ``apply_report``, ``settle_queued``
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from smsgateway.clients.credits import refund
 from smsgateway.db import utcnow
@@ -44,6 +46,17 @@ def sources(to: Status) -> list[str]:
     return [current.value for current, nexts in TRANSITIONS.items() if to in nexts]
 
 
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """A row a move changed, as it is after the move."""
+
+    id: str
+    uncertain: bool
+    to: str
+    settle_to: str | None
+    settle_reason: str | None
+
+
 async def _move(
     session: AsyncSession,
     where: ColumnElement[bool],
@@ -52,8 +65,8 @@ async def _move(
     *,
     origin: Sequence[Status] | None = None,
     notify: bool = True,
-) -> list[tuple[str, bool]]:
-    """Move the rows matching ``where`` to ``to``: (id, uncertain) of each one moved.
+) -> list[Moved]:
+    """Move the rows matching ``where`` to ``to``; the rows moved.
 
     ``origin`` narrows the statuses moved from; each must be allowed by the table.
     """
@@ -71,14 +84,23 @@ async def _move(
             update(Message)
             .where(Message.status.in_(allowed), where)
             .values(status=to.value, updated_at=utcnow(), **values)
-            .returning(Message.id, Message.uncertain, Message.client_id)
+            .returning(*_MOVED_COLUMNS, Message.client_id)
             .execution_options(synchronize_session=False)
         )
     ).all()
     if notify and told:
-        for message_id, _, client_id in rows:
-            await _status_changed(session, message_id, client_id)
-    return [(message_id, uncertain) for message_id, uncertain, _ in rows]
+        for row in rows:
+            await _status_changed(session, row.id, row.client_id)
+    return [Moved(row.id, row.uncertain, row.to, row.settle_to, row.settle_reason) for row in rows]
+
+
+_MOVED_COLUMNS = (
+    Message.id,
+    Message.uncertain,
+    Message.to,
+    Message.settle_to,
+    Message.settle_reason,
+)
 
 
 async def _status_changed(session: AsyncSession, message_id: str, client_id: str) -> None:
@@ -164,6 +186,12 @@ async def finish_attempt(
     Only while the worker still holds the lease: one that lost it can never
     overwrite what the new holder did. ``refund_reason``: the SMS was not
     billed, so its credits come back. False if the lease was lost.
+
+    A message going back to the queue is checked again in this transaction:
+    a cancel or block that came during the attempt (a cancel, a STOP, a
+    suspension, its booking settled: see ``settle_queued``) ends it here
+    rather than at a later attempt; unless the provider may have it
+    (uncertain), when the look-up decides first.
     """
     moved = await _move(
         session,
@@ -175,7 +203,23 @@ async def finish_attempt(
     )
     if moved and refund_reason:
         await refund(session, message_id, refund_reason)
+    if moved and to == Status.QUEUED and not moved[0].uncertain:
+        await _settle_pending(session, moved[0])
     return bool(moved)
+
+
+async def _settle_pending(session: AsyncSession, message: Moved) -> None:
+    """End a message back in the queue whose cancel or block came during its attempt."""
+    if message.settle_to is None:
+        return
+    reason = message.settle_reason or message.settle_to
+    await settle_queued(
+        session,
+        Message.id == message.id,
+        status=Status(message.settle_to),
+        reason=reason,
+        refund_reason=f"{reason} before sending",
+    )
 
 
 # -- moves from outside the dispatcher -----------------------------------------
@@ -212,32 +256,64 @@ async def settle_queued(
     values: Mapping[str, object] | None = None,
     refunds: list[str] | None = None,
 ) -> list[str]:
-    """End the ``queued`` messages matching ``where`` as ``status`` (cancelled, blocked).
+    """End the messages matching ``where`` that have not gone as ``status`` (cancelled, blocked).
 
-    Only rows still queued at the update are touched (a worker may have taken
-    some since). Their credits come back, except for an *uncertain* message:
-    its SMS may already have gone, and been billed. Returns the ids settled.
+    One statement, so that a message is judged as it is when its row is
+    locked, whatever a worker does meanwhile:
 
-    With ``refunds``, the ids to refund are appended to it for the caller to
-    refund (``credits.refund``) later in the transaction instead: the refund
-    locks the client's balance row, which a booking event takes last of all.
+    - ``queued`` ones end now and their credits come back;
+    - those the provider may have (being sent, or *uncertain*) keep their
+      status and get the settlement pending (``settle_to``): it is applied
+      when their attempt ends without the provider having taken them, or
+      when the look-up does not find them; if the provider has them, they
+      run their course.
+
+    Returns the ids ended now. With ``refunds``, their ids are appended to it
+    for the caller to refund (``credits.refund``) later in the transaction
+    instead: the refund locks the client's balance row, which a booking event
+    takes last of all.
     """
-    now = utcnow()
-    moved = await _move(
-        session,
-        and_(*where),
-        status,
-        {"reason": reason, "due_at": None, "final_at": now, **(values or {})},
-        origin=[Status.QUEUED],
-    )
-    for message_id, uncertain in moved:
-        if uncertain:
-            continue
+    if not can_move(Status.QUEUED, status):
+        raise ValueError(f"a queued message cannot be settled as {status.value}")
+    statement = _settle_or_mark(and_(*where), status, reason, values or {})
+    rows = (await session.execute(statement)).all()
+    settled = [row for row in rows if row.status == status.value]
+    for row in settled:
         if refunds is not None:
-            refunds.append(message_id)
+            refunds.append(row.id)
         else:
-            await refund(session, message_id, refund_reason)
-    return [message_id for message_id, _ in moved]
+            await refund(session, row.id, refund_reason)
+        await _status_changed(session, row.id, row.client_id)
+    return [row.id for row in settled]
+
+
+def _settle_or_mark(
+    where: ColumnElement[bool], status: Status, reason: str, values: Mapping[str, object]
+) -> ReturningUpdate[str, str, str]:
+    """``settle_queued``'s statement: end the queued, mark those the provider may have."""
+    now = utcnow()
+    pending = or_(Message.status == Status.SENDING.value, Message.uncertain.is_(True))
+
+    def unless_pending(new: object, kept: object) -> ColumnElement[object]:
+        return case((pending, kept), else_=new)
+
+    return (
+        update(Message)
+        .where(Message.status.in_([Status.QUEUED.value, Status.SENDING.value]), where)
+        .values(
+            status=unless_pending(status.value, Message.status),
+            reason=unless_pending(reason, Message.reason),
+            due_at=unless_pending(None, Message.due_at),
+            final_at=unless_pending(now, Message.final_at),
+            status_sequence=unless_pending(Message.status_sequence + 1, Message.status_sequence),
+            settle_to=unless_pending(None, func.coalesce(Message.settle_to, status.value)),
+            settle_reason=unless_pending(None, func.coalesce(Message.settle_reason, reason)),
+            updated_at=now,
+            **values,
+        )
+        .returning(Message.id, Message.status, Message.client_id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def cancel_queued(

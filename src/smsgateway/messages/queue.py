@@ -33,6 +33,7 @@ class Claimed:
     valid_until: datetime | None
     event_type: str | None
     client_id: str
+    settle_to: str | None = None
 
 
 # The columns a claim returns, in ``Claimed``'s order.
@@ -50,6 +51,7 @@ CLAIMED_COLUMNS = (
     Message.valid_until,
     Message.event_type,
     Message.client_id,
+    Message.settle_to,
 )
 
 

@@ -36,6 +36,12 @@ class MessageOut(BaseModel):
         " hours or a campaign's pace (then the next retry while it is being sent)"
     )
     kind: str = Field(description="transactional, reminder or campaign")
+    settle_to: str | None = Field(
+        default=None,
+        description="A cancel or block asked for while OVHcloud may have had the SMS (being"
+        " sent, or being looked up): it ends so unless OVHcloud had it, then it runs its"
+        " course",
+    )
     campaign_id: str | None
     provider_id: str | None
     created_at: datetime

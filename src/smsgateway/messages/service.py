@@ -169,28 +169,30 @@ async def list_messages(
     return rows, (_encode_cursor(rows[-1]) if more and rows else None)
 
 
-async def cancel_message(session: AsyncSession, client_id: str, message_id: str) -> Message:
-    """Cancel a message no worker has taken yet; anything further along is a 409."""
+async def cancel_message(session: AsyncSession, client_id: str, message_id: str) -> bool:
+    """Cancel a message not sent yet. True if it ended now; False if the cancel is pending.
+
+    A message OVHcloud may have (being sent, or being looked up after a lost
+    answer) is cancelled once it is known not to have gone: it is never sent
+    again. One that has gone or ended is a 409.
+    """
     message = await get_message(session, client_id, message_id)
-    if message.uncertain:
-        raise Problem(
-            409,
-            "not-cancellable",
-            "Message can no longer be cancelled",
-            "The provider may already have it: it is being looked up.",
-            status_value=message.status,
-        )
-    if not await cancel_queued(session, message_id, reason="cancelled"):
+    if await cancel_queued(session, message_id, reason="cancelled"):
         await session.refresh(message)
-        raise Problem(
-            409,
-            "not-cancellable",
-            "Message can no longer be cancelled",
-            f"The message is {message.status}.",
-            status_value=message.status,
-        )
+        return True
     await session.refresh(message)
-    return message
+    if message.settle_to == Status.CANCELLED and message.status in (
+        Status.QUEUED,
+        Status.SENDING,
+    ):
+        return False
+    raise Problem(
+        409,
+        "not-cancellable",
+        "Message can no longer be cancelled",
+        f"The message is {message.status}.",
+        status_value=message.status,
+    )
 
 
 def system_message(

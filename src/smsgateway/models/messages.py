@@ -59,6 +59,10 @@ class Message(Base):
     # How many statuses the marketplace has been told of: each message.status
     # webhook carries it as ``sequence`` (see messages.lifecycle).
     status_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A cancel or block that came while the provider may have the SMS (being
+    # sent, or uncertain): applied once the provider is known not to have it.
+    settle_to: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    settle_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     uncertain: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,4 +1,4 @@
-"""message status sequence, for ordering message.status webhooks
+"""message status sequence (orders message.status webhooks); settlements pending a send
 
 Revision ID: 0009
 Revises: 0008
@@ -21,8 +21,12 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("status_sequence", sa.Integer(), server_default="0", nullable=False)
         )
+        batch_op.add_column(sa.Column("settle_to", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("settle_reason", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_column("settle_reason")
+        batch_op.drop_column("settle_to")
         batch_op.drop_column("status_sequence")
