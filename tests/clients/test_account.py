@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import event, update
 
-from smsgateway.clients.credits import refund
+from smsgateway.credits.refunds import refund
 from smsgateway.clients.service import create_client
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message

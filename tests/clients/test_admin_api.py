@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from smsgateway.clients.credits import ledger_sum
+from smsgateway.credits.ledger import ledger_sum
 from smsgateway.clients.service import hash_key
 from smsgateway.models.clients import ApiClient, CreditEntry
 from smsgateway.models.webhooks import WebhookDelivery

@@ -10,7 +10,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.callbacks.ptt import DLR_NOT_BILLED, outcome
-from smsgateway.clients.credits import refund
+from smsgateway.credits.refunds import refund
 from smsgateway.db import upsert_for, utcnow
 from smsgateway.messages.notify import status_changed
 from smsgateway.models.callbacks import DeliveryReport

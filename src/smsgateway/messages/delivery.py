@@ -29,7 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.callbacks.service import apply_pending_reports
-from smsgateway.clients.credits import refund
+from smsgateway.credits.refunds import refund
 from smsgateway.db import utcnow
 from smsgateway.messages.notify import status_changed
 from smsgateway.messages.queue import Claimed

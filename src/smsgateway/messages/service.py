@@ -10,8 +10,8 @@ from decimal import Decimal
 from sqlalchemy import ColumnElement, and_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.clients.credits import refund
 from smsgateway.context import current_request_id
+from smsgateway.credits.refunds import refund
 from smsgateway.db import utcnow
 from smsgateway.encoding import analyse
 from smsgateway.errors import Problem

@@ -9,7 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from smsgateway.clients.credits import commit_reserved, ledger_sum, refund, reserve
+from smsgateway.credits.ledger import ledger_sum
+from smsgateway.credits.refunds import refund
+from smsgateway.credits.reservations import commit_reserved, reserve
 from smsgateway.clients.service import create_client
 from smsgateway.errors import Problem
 from smsgateway.messages.dispatcher import Dispatcher
@@ -86,7 +88,7 @@ async def test_not_enough_credits_is_a_402_and_stores_nothing(
     assert await _balance(runtime, client_id) == (Decimal(1), Decimal(1))
     # The same event id can be used again once credits are there.
     async with runtime.sessionmaker() as session, session.begin():
-        from smsgateway.clients.credits import adjust
+        from smsgateway.credits.ledger import adjust
 
         await adjust(session, client_id, Decimal(5), kind="adjust", reason="top-up")
     again = await http.post(
@@ -251,7 +253,7 @@ async def test_one_quota_low_alert_per_crossing(
     assert alert.payload["data"] == {"credits_left": 2.0, "alert_threshold": 3.0, "quota": 5.0}
     # A top-up above the threshold re-arms the alert; the next crossing alerts again.
     async with runtime.sessionmaker() as session, session.begin():
-        from smsgateway.clients.credits import adjust
+        from smsgateway.credits.ledger import adjust
 
         await adjust(session, client_id, Decimal(4), kind="adjust", reason="top-up")
     for i in range(3):  # 5 -> 4 -> 3 -> 2 (crossing)
