@@ -27,6 +27,11 @@ def covered(balance: Decimal | None, threshold: Decimal | None) -> bool:
     return balance is None or threshold is None or balance >= threshold
 
 
+def due(balance: Decimal, threshold: Decimal | None, alerted: bool) -> bool:
+    """A ``quota.low`` is due: the balance is below the threshold and none was sent yet."""
+    return not alerted and not covered(balance, threshold)
+
+
 async def check(session: AsyncSession, client_id: str, balance: Decimal) -> None:
     """Send ``quota.low`` if ``balance`` is below the threshold and the alert is armed.
 

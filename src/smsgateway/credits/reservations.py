@@ -119,8 +119,7 @@ async def _reserve_at_commit(
     if row.balance < needed:
         raise not_enough(needed, row.balance)
     expected = Decimal(row.balance) - needed
-    threshold: Decimal | None = row.alert_threshold
-    if threshold is not None and threshold > expected and not row.low_credit_alerted:
+    if alert.due(expected, row.alert_threshold, row.low_credit_alerted):
         # The crossing, as far as this transaction can tell; a concurrent one that
         # crossed first makes this a no-op, and one missed here is caught by the
         # next reservation (the flag is still down and the balance still low).
