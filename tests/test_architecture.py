@@ -17,7 +17,7 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
 # Package pairs that still import each other. Only ever shrink this set.
-ALLOWED_PAIRS = frozenset({("clients", "messages")})
+ALLOWED_PAIRS: frozenset[tuple[str, str]] = frozenset()
 
 # Over the limits today, being split elsewhere. Only ever shrink these sets.
 ALLOWED_LONG_MODULES: frozenset[str] = frozenset()

@@ -11,8 +11,8 @@ from decimal import Decimal
 import httpx
 
 from smsgateway.clients.cache import ClientCache
-from smsgateway.clients.credits import adjust
 from smsgateway.clients.service import create_client, disable_client
+from smsgateway.credits.ledger import adjust
 from smsgateway.models.templates import StoredTemplate
 from smsgateway.runtime import Runtime
 from smsgateway.templates.cache import TemplateCache

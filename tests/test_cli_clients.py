@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from smsgateway.clients.credits import ledger_sum
 from smsgateway.clients.service import client_for_key, hash_key
+from smsgateway.credits.ledger import ledger_sum
 from smsgateway.models.clients import ApiClient, CreditEntry
 from smsgateway.runtime import Runtime
 

@@ -17,9 +17,9 @@ from smsgateway.callbacks.endpoints import router as callbacks_router
 from smsgateway.callbacks.incoming import router as incoming_router
 from smsgateway.campaigns.endpoints import router as campaigns_router
 from smsgateway.clients.account import router as account_router
-from smsgateway.clients.credits import INSUFFICIENT_AT_COMMIT, insufficient_credits
 from smsgateway.clients.endpoints import router as admin_clients_router
 from smsgateway.config import Settings, get_settings
+from smsgateway.credits.reservations import refused_at_commit
 from smsgateway.db import sqlstate
 from smsgateway.errors import Problem, install_handlers, problem_response, safe_path
 from smsgateway.estimates import router as estimates_router
@@ -165,13 +165,11 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         return problem_response(problem, request)
     if _database_unavailable(exc):
         return await _database_down(request, exc)
-    if sqlstate(exc) == INSUFFICIENT_AT_COMMIT:
+    spent = refused_at_commit(exc)
+    if spent is not None:
         # A commit that reserved credits found them spent by a concurrent request
         # (the handlers that reserve commit with commit_reserved, which says more).
-        problem = insufficient_credits(
-            "Concurrent requests spent the credits this one needed; nothing was stored."
-        )
-        return problem_response(problem, request)
+        return problem_response(spent, request)
     if not _transaction_conflict(exc):
         log.error("database error on %s %s", request.method, safe_path(request), exc_info=exc)
         problem = Problem(500, "internal-error", "Internal error", "The error was logged.")

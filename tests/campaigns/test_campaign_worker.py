@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from smsgateway.campaigns.service import cancel_campaign
 from smsgateway.campaigns.worker import CampaignWorker
-from smsgateway.clients.credits import ledger_sum
 from smsgateway.clients.service import create_client
+from smsgateway.credits.ledger import ledger_sum
 from smsgateway.models.campaigns import Campaign
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message

@@ -13,8 +13,8 @@ from sqlalchemy import func, select, update
 
 from smsgateway.app import create_app
 from smsgateway.campaigns.worker import CampaignWorker
-from smsgateway.clients.credits import ledger_sum
 from smsgateway.clients.service import create_client
+from smsgateway.credits.ledger import ledger_sum
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.models.campaigns import Campaign, CampaignChunk
 from smsgateway.models.clients import ApiClient, CreditEntry

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import event, update
 
-from smsgateway.clients.credits import refund
 from smsgateway.clients.service import create_client
+from smsgateway.credits.refunds import refund
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message
 from smsgateway.runtime import Runtime

@@ -17,7 +17,6 @@ from typing import BinaryIO, Literal
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.campaigns.credits import hold, refund_cancelled, release
 from smsgateway.campaigns.schemas import (
     CampaignDryRun,
     CampaignIn,
@@ -26,6 +25,8 @@ from smsgateway.campaigns.schemas import (
     CampaignSummary,
 )
 from smsgateway.campaigns.survey import survey
+from smsgateway.credits.holds import hold, release
+from smsgateway.credits.refunds import refund_cancelled
 from smsgateway.db import utcnow
 from smsgateway.errors import Problem
 from smsgateway.messages.lifecycle import settle_queued

@@ -27,10 +27,10 @@ from typing import BinaryIO
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.campaigns.credits import hand_to_messages, release
 from smsgateway.campaigns.csv_reader import GoodRow
 from smsgateway.campaigns.service import CREATED, CREATING
 from smsgateway.campaigns.survey import Judged, judged_batches, open_csv
+from smsgateway.credits.holds import hand_to_messages, release
 from smsgateway.db import utcnow
 from smsgateway.messages.recipients import Recipient
 from smsgateway.messages.schedule import campaign_due, in_marketing_hours

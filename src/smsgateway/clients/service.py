@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.clients import credits
 from smsgateway.clients.schemas import ClientCreate, ClientUpdate
+from smsgateway.credits import alert, ledger
 from smsgateway.db import utcnow
 from smsgateway.errors import Problem
 from smsgateway.models.clients import ApiClient, CreditEntry
@@ -55,7 +55,6 @@ async def create_client(
         quota=quota,
         balance=quota,
         alert_threshold=alert_threshold,
-        low_credit_alerted=False,
         allowed_ips=list(allowed_ips or []),
         rate_limit_per_second=rate_limit_per_second,
         webhook_url=webhook_url,
@@ -65,17 +64,7 @@ async def create_client(
     session.add(client)
     await session.flush()
     if quota is not None:
-        session.add(
-            CreditEntry(
-                client_id=client.id,
-                kind="grant",
-                delta=quota,
-                balance_after=quota,
-                reason="opening quota",
-                actor=actor,
-                created_at=utcnow(),
-            )
-        )
+        session.add(ledger.open_account(client.id, quota, actor=actor))
         await session.flush()
     return NewClient(client=client, api_key=api_key)
 
@@ -116,7 +105,7 @@ async def lock_client(session: AsyncSession, client_id: str) -> ApiClient:
     """The client, read after taking its row's write lock for this transaction.
 
     The write comes first so that what is read next cannot change before the
-    commit: on PostgreSQL the row lock queues ``credits.reserve`` behind us,
+    commit: on PostgreSQL the row lock queues ``credits.reservations.reserve`` behind us,
     and SQLite holds its single write lock from here on (reading first and
     writing later could also fail there once another writer has committed).
     """
@@ -181,7 +170,7 @@ async def register_client(
 async def update_client(
     session: AsyncSession, client_id: str, data: ClientUpdate, *, actor: str | None
 ) -> ApiClient:
-    """Apply the fields given in ``data``; see ``set_quota`` for what a new quota does."""
+    """Apply the fields given in ``data``; see ``ledger.set_quota`` for what a new quota does."""
     client = await lock_client(session, client_id)
     changes = data.changes()
     quota_given = "quota" in changes
@@ -195,104 +184,20 @@ async def update_client(
     except IntegrityError as exc:
         raise _name_taken(str(changes.get("name"))) from exc
     if quota_given:
-        await set_quota(session, client, new_quota, actor=actor)
-    await sync_low_credit_alert(session, client.id)
+        await ledger.set_quota(session, client, new_quota, actor=actor)
+    await alert.sync(session, client.id)
     await session.refresh(client)
     return client
-
-
-async def set_quota(
-    session: AsyncSession, client: ApiClient, quota: Decimal | None, *, actor: str | None
-) -> None:
-    """Give a (locked) client a new quota, keeping the ledger summing to the balance.
-
-    - a number to another: the balance moves by the difference (an ``adjust``
-      row; a ``409`` when that would take it below zero);
-    - a number to unlimited: an ``adjust`` row empties the ledger, and the
-      balance becomes null (unlimited clients are not charged);
-    - unlimited to a number: a ``grant`` row brings the ledger to the quota,
-      which is also the balance.
-    """
-    old = client.quota
-    if old is None and quota is None:
-        return
-    if old is not None and quota is not None:
-        if quota != old:
-            await credits.adjust(
-                session,
-                client.id,
-                quota - old,
-                kind="adjust",
-                reason=f"quota changed from {_num(old)} to {_num(quota)}",
-                actor=actor,
-            )
-        return
-    owed = await credits.ledger_sum(session, client.id)
-    now = utcnow()
-    if quota is None:
-        kind, delta, reason = "adjust", -owed, "quota removed: unlimited"
-    else:
-        kind, delta, reason = "grant", quota - owed, f"quota set to {_num(quota)}, was unlimited"
-    if delta:
-        session.add(
-            CreditEntry(
-                client_id=client.id,
-                kind=kind,
-                delta=delta,
-                balance_after=quota,
-                reason=reason,
-                actor=actor,
-                created_at=now,
-            )
-        )
-    await session.execute(
-        update(ApiClient)
-        .where(ApiClient.id == client.id)
-        .values(quota=quota, balance=quota, low_credit_alerted=False, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    await session.flush()
 
 
 async def change_credits(
     session: AsyncSession, client_id: str, delta: Decimal, *, reason: str, actor: str | None
 ) -> ApiClient:
-    """Add or remove credits (an ``adjust`` ledger row with the reason).
-
-    Removing more than is left is a 409 problem, and so is changing the
-    credits of an unlimited client (give it a quota first).
-    """
+    """Add or remove credits (``ledger.change_credits``: 409 for an unlimited client)."""
     client = await lock_client(session, client_id)
-    if client.balance is None:
-        raise Problem(
-            409,
-            "client-unlimited",
-            "Client has no quota",
-            "This client is unlimited: set a quota before adding or removing credits.",
-        )
-    await credits.adjust(session, client.id, delta, kind="adjust", reason=reason, actor=actor)
-    await sync_low_credit_alert(session, client.id)
+    await ledger.change_credits(session, client, delta, reason=reason, actor=actor)
     await session.refresh(client)
     return client
-
-
-async def sync_low_credit_alert(session: AsyncSession, client_id: str) -> None:
-    """Make the ``quota.low`` state agree with the balance and threshold just set.
-
-    At or above the threshold (or with no threshold, or unlimited) the alert
-    is armed again. Below it, one ``quota.low`` is sent unless it already was
-    for this crossing: lowering the balance by hand or raising the threshold
-    above it is a crossing too, and the marketplace should hear about it.
-    """
-    client = await session.get(ApiClient, client_id, populate_existing=True)
-    assert client is not None
-    balance, threshold = client.balance, client.alert_threshold
-    if balance is None or threshold is None or balance >= threshold:
-        if client.low_credit_alerted:
-            client.low_credit_alerted = False
-            await session.flush()
-        return
-    await credits.check_alert(session, client_id, balance)  # sends at most one per crossing
 
 
 async def disable_client(session: AsyncSession, client_id: str) -> ApiClient:
@@ -322,18 +227,4 @@ async def ledger_page(
 ) -> tuple[list[CreditEntry], str | None]:
     """The client's ledger, newest first, ``limit`` rows after ``cursor``."""
     await get_client(session, client_id)
-    query = select(CreditEntry).where(CreditEntry.client_id == client_id)
-    if cursor:
-        if not cursor.isdigit():
-            raise Problem(
-                400, "invalid-cursor", "Invalid cursor", "Use the next_cursor of a previous page."
-            )
-        query = query.where(CreditEntry.id < int(cursor))
-    rows = list(await session.scalars(query.order_by(CreditEntry.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (str(rows[-1].id) if more and rows else None)
-
-
-def _num(value: Decimal) -> str:
-    return f"{value.normalize():f}"
+    return await ledger.ledger_page(session, client_id, limit=limit, cursor=cursor)

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.booking import RECIPIENTS
-from smsgateway.clients.credits import commit_reserved, refund, reserve
+from smsgateway.credits.refunds import refund
+from smsgateway.credits.reservations import commit_reserved, reserve
 from smsgateway.db import upsert_for, utcnow
 from smsgateway.errors import Problem
 from smsgateway.events.booking_sms import (

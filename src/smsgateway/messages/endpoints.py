@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from smsgateway.clients.credits import commit_reserved, reserve
+from smsgateway.credits.reservations import commit_reserved, reserve
 from smsgateway.deps import ClientDep, RuntimeDep, SessionDep
 from smsgateway.errors import PROBLEM_JSON
 from smsgateway.messages.recipients import resolve_recipient

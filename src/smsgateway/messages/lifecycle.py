@@ -29,7 +29,7 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningUpdate
 
-from smsgateway.clients.credits import refund
+from smsgateway.credits.refunds import refund
 from smsgateway.db import utcnow
 from smsgateway.messages.queue import CLAIMED_COLUMNS, Claimed
 from smsgateway.models.clients import ApiClient

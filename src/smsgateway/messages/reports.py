@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.clients.credits import refund
+from smsgateway.credits.refunds import refund
 from smsgateway.db import upsert_for, utcnow
 from smsgateway.messages.lifecycle import apply_report
 from smsgateway.models.callbacks import DeliveryReport

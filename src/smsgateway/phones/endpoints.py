@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from smsgateway.clients.credits import commit_reserved
+from smsgateway.credits.reservations import commit_reserved
 from smsgateway.deps import ClientDep, RuntimeDep, SessionDep
 from smsgateway.errors import PROBLEM_JSON, Problem
 from smsgateway.numbers import country_of

@@ -29,7 +29,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.clients.credits import reserve
+from smsgateway.credits.reservations import reserve
 from smsgateway.db import utcnow
 from smsgateway.errors import Problem
 from smsgateway.messages.lifecycle import settle_queued

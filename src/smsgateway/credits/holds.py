@@ -21,13 +21,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smsgateway.clients.credits import check_alert, insufficient_credits
-from smsgateway.db import utcnow
+from smsgateway.credits import alert
+from smsgateway.credits.ledger import credit, entry
+from smsgateway.credits.problems import not_enough
 from smsgateway.models.campaigns import Campaign
-from smsgateway.models.clients import ApiClient, CreditEntry
+from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message
 from smsgateway.models.status import Status
 
@@ -50,16 +51,11 @@ async def hold(session: AsyncSession, client_id: str, campaign_id: str, amount: 
         .execution_options(synchronize_session=False)
     )
     if balance is None:
-        raise insufficient_credits(
-            f"This campaign needs {amount.normalize():f} credits and"
-            f" {Decimal(left).normalize():f} are left.",
-            credits_needed=float(amount),
-            credits_left=float(left),
-        )
+        raise not_enough(amount, left, "This campaign")
     session.add(
-        _entry(client_id, "reserve", -amount, balance, f"campaign {campaign_id}: held for it")
+        entry(client_id, "reserve", -amount, balance, f"campaign {campaign_id}: held for it")
     )
-    await check_alert(session, client_id, balance)
+    await alert.check(session, client_id, balance)
     return True
 
 
@@ -98,11 +94,11 @@ async def hand_to_messages(
     )
     running = (balance or Decimal(0)) + moved
     why = f"campaign {campaign.id}: moved to {len(billable)} messages"
-    entries = [_entry(campaign.client_id, "refund", moved, running, why)]
+    entries = [entry(campaign.client_id, "refund", moved, running, why)]
     for message in billable:
         running -= message.credits
         entries.append(
-            _entry(campaign.client_id, "reserve", -message.credits, running, None, message.id)
+            entry(campaign.client_id, "reserve", -message.credits, running, None, message.id)
         )
     session.add_all(entries)
     campaign.credits_held -= moved
@@ -114,85 +110,7 @@ async def release(session: AsyncSession, campaign: Campaign, why: str) -> None:
     campaign.credits_held = Decimal(0)
     if not campaign.charged or amount <= 0:
         return
-    balance = await _give_back(session, campaign.client_id, amount)
+    balance = await credit(session, campaign.client_id, amount)
     session.add(
-        _entry(campaign.client_id, "refund", amount, balance, f"campaign {campaign.id}: {why}")
-    )
-
-
-async def refund_cancelled(
-    session: AsyncSession, client_id: str, message_ids: Sequence[str], reason: str
-) -> None:
-    """Refund many just-cancelled messages at once (one ``refund`` row each).
-
-    The caller moved them from ``queued`` to ``cancelled`` in this transaction,
-    so nothing else can be refunding them; the unique (message_id, kind) index
-    would still refuse a second refund row.
-    """
-    if not message_ids:
-        return
-    reserved = (
-        await session.execute(
-            select(CreditEntry.message_id, CreditEntry.delta).where(
-                and_(CreditEntry.message_id.in_(message_ids), CreditEntry.kind == "reserve")
-            )
-        )
-    ).all()
-    total = sum((-delta for _, delta in reserved), Decimal(0))
-    if total == 0:
-        return
-    balance = await _give_back(session, client_id, total)
-    if balance is None:
-        return
-    running = balance - total
-    entries = []
-    for message_id, delta in reserved:
-        running -= delta
-        entries.append(_entry(client_id, "refund", -delta, running, reason, message_id))
-    session.add_all(entries)
-
-
-async def _give_back(session: AsyncSession, client_id: str, amount: Decimal) -> Decimal | None:
-    """Credit the balance; back at or over the alert threshold re-arms the alert."""
-    row = (
-        await session.execute(
-            update(ApiClient)
-            .where(ApiClient.id == client_id, ApiClient.balance.is_not(None))
-            .values(balance=ApiClient.balance + amount)
-            .returning(ApiClient.balance, ApiClient.alert_threshold)
-            .execution_options(synchronize_session=False)
-        )
-    ).first()
-    if row is None:
-        return None
-    balance: Decimal | None = row[0]
-    threshold: Decimal | None = row[1]
-    if balance is None:  # pragma: no cover - the update only matched a set balance
-        return None
-    if threshold is not None and balance >= threshold:
-        await session.execute(
-            update(ApiClient)
-            .where(ApiClient.id == client_id)
-            .values(low_credit_alerted=False)
-            .execution_options(synchronize_session=False)
-        )
-    return balance
-
-
-def _entry(
-    client_id: str,
-    kind: str,
-    delta: Decimal,
-    balance_after: Decimal | None,
-    reason: str | None,
-    message_id: str | None = None,
-) -> CreditEntry:
-    return CreditEntry(
-        client_id=client_id,
-        kind=kind,
-        delta=delta,
-        balance_after=balance_after,
-        message_id=message_id,
-        reason=reason,
-        created_at=utcnow(),
+        entry(campaign.client_id, "refund", amount, balance, f"campaign {campaign.id}: {why}")
     )
