@@ -20,6 +20,16 @@ from smsgateway.models.messages import Message
 from smsgateway.runtime import Runtime
 
 
+class Clock:
+    """A clock for the caches that moves only when a test sets ``now``."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def bearer(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
 

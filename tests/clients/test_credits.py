@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import func, select
 
 from smsgateway.clients.credits import commit_reserved, ledger_sum, refund, reserve
-from smsgateway.clients.service import create_client
 from smsgateway.errors import Problem
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.messages.recipients import Recipient
@@ -22,20 +21,9 @@ from smsgateway.providers.base import PermanentProviderError
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import CALLBACK_TOKEN, booking_event
+from tests.factories import make_client
 
-
-async def _client(
-    runtime: Runtime, quota: str | None, threshold: str | None = None, name: str = "shop"
-) -> tuple[str, dict[str, str]]:
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(
-            session,
-            name=name,
-            quota=Decimal(quota) if quota is not None else None,
-            alert_threshold=Decimal(threshold) if threshold is not None else None,
-            webhook_url="https://marketplace.test/hooks",
-        )
-    return created.client.id, {"Authorization": f"Bearer {created.api_key}"}
+HOOKS = "https://marketplace.test/hooks"
 
 
 async def _balance(runtime: Runtime, client_id: str) -> tuple[Decimal | None, Decimal]:
@@ -56,7 +44,8 @@ async def _count(runtime: Runtime, model: type, **where: object) -> int:
 async def test_accepting_messages_reserves_their_credits(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    client_id, auth = await _client(runtime, "10")
+    shop = await make_client(runtime, quota=10, webhook_url=HOOKS)
+    client_id, auth = shop.id, shop.auth
     response = await http.post(
         "/v1/booking-events", json=booking_event("booking.expired"), headers=auth
     )
@@ -69,7 +58,8 @@ async def test_accepting_messages_reserves_their_credits(
 async def test_not_enough_credits_is_a_402_and_stores_nothing(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    client_id, auth = await _client(runtime, "1")
+    shop = await make_client(runtime, quota=1, webhook_url=HOOKS)
+    client_id, auth = shop.id, shop.auth
     response = await http.post(
         "/v1/booking-events", json=booking_event("booking.expired"), headers=auth
     )
@@ -96,7 +86,8 @@ async def test_not_enough_credits_is_a_402_and_stores_nothing(
 
 
 async def test_unlimited_clients_are_not_charged(http: httpx.AsyncClient, runtime: Runtime) -> None:
-    client_id, auth = await _client(runtime, None)
+    shop = await make_client(runtime, quota=None, webhook_url=HOOKS)
+    client_id, auth = shop.id, shop.auth
     response = await http.post("/v1/booking-events", json=booking_event(), headers=auth)
     assert response.status_code == 202
     assert await _balance(runtime, client_id) == (None, Decimal(0))
@@ -105,7 +96,8 @@ async def test_unlimited_clients_are_not_charged(http: httpx.AsyncClient, runtim
 async def test_fifty_concurrent_requests_never_overspend(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    client_id, auth = await _client(runtime, "20")
+    shop = await make_client(runtime, quota=20, webhook_url=HOOKS)
+    client_id, auth = shop.id, shop.auth
     responses = await asyncio.gather(
         *(
             http.post("/v1/booking-events", json=booking_event(event_id=f"evt-{i}"), headers=auth)
@@ -129,7 +121,8 @@ async def test_two_reservations_that_each_fit_but_not_together_commit_one(
     On PostgreSQL the debit runs at commit; on SQLite the second waits for the
     first's write lock and then sees the balance it left.
     """
-    client_id, _ = await _client(runtime, "1")
+    shop = await make_client(runtime, quota=1, webhook_url=HOOKS)
+    client_id = shop.id
     first, second = runtime.sessionmaker(), runtime.sessionmaker()
     try:
         one = _message(runtime, client_id)
@@ -171,7 +164,8 @@ def _message(runtime: Runtime, client_id: str) -> Message:
 
 
 async def test_cancel_refunds_once(http: httpx.AsyncClient, runtime: Runtime) -> None:
-    client_id, auth = await _client(runtime, "5")
+    shop = await make_client(runtime, quota=5, webhook_url=HOOKS)
+    client_id, auth = shop.id, shop.auth
     response = await http.post(
         "/v1/messages", json={"to": "+33611223344", "text": "Hello"}, headers=auth
     )
@@ -190,7 +184,8 @@ async def test_cancel_refunds_once(http: httpx.AsyncClient, runtime: Runtime) ->
 async def test_permanent_failure_before_acceptance_refunds(
     http: httpx.AsyncClient, runtime: Runtime, provider: FakeProvider, dispatcher: Dispatcher
 ) -> None:
-    client_id, auth = await _client(runtime, "5")
+    shop = await make_client(runtime, quota=5, webhook_url=HOOKS)
+    client_id, auth = shop.id, shop.auth
     provider.fail_next = [PermanentProviderError("OVH HTTP 400: bad sender")]
     await http.post("/v1/booking-events", json=booking_event(), headers=auth)
     await dispatcher.run_once()
@@ -200,7 +195,8 @@ async def test_permanent_failure_before_acceptance_refunds(
 async def test_not_billed_delivery_report_refunds_once_even_when_repeated(
     http: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher
 ) -> None:
-    client_id, auth = await _client(runtime, "5")
+    shop = await make_client(runtime, quota=5, webhook_url=HOOKS)
+    client_id, auth = shop.id, shop.auth
     await http.post("/v1/booking-events", json=booking_event(), headers=auth)
     await dispatcher.run_once()
     url = f"/v1/providers/ovh/{CALLBACK_TOKEN}/dlr"
@@ -218,7 +214,8 @@ async def test_not_billed_delivery_report_refunds_once_even_when_repeated(
 async def test_delivered_messages_stay_billed(
     http: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher
 ) -> None:
-    client_id, auth = await _client(runtime, "5")
+    shop = await make_client(runtime, quota=5, webhook_url=HOOKS)
+    client_id, auth = shop.id, shop.auth
     await http.post("/v1/booking-events", json=booking_event(), headers=auth)
     await dispatcher.run_once()
     await http.get(f"/v1/providers/ovh/{CALLBACK_TOKEN}/dlr", params={"id": "fake-1", "dlr": "1"})
@@ -228,7 +225,8 @@ async def test_delivered_messages_stay_billed(
 async def test_blocked_and_rejected_messages_cost_nothing(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    client_id, auth = await _client(runtime, "5")
+    shop = await make_client(runtime, quota=5, webhook_url=HOOKS)
+    client_id, auth = shop.id, shop.auth
     event = booking_event("booking.starting_soon")
     event["asker"]["phone"] = "+33 1"
     runtime.settings.require_verified_phone = True
@@ -241,7 +239,8 @@ async def test_blocked_and_rejected_messages_cost_nothing(
 async def test_one_quota_low_alert_per_crossing(
     http: httpx.AsyncClient, runtime: Runtime, caplog: object
 ) -> None:
-    client_id, auth = await _client(runtime, "5", threshold="3")
+    shop = await make_client(runtime, quota=5, alert_threshold=3, webhook_url=HOOKS)
+    client_id, auth = shop.id, shop.auth
     for i in range(4):  # 5 -> 4 -> 3 -> 2 (crossing) -> 1
         await http.post("/v1/booking-events", json=booking_event(event_id=f"a-{i}"), headers=auth)
     assert await _count(runtime, WebhookDelivery, event_type="quota.low") == 1

@@ -16,7 +16,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from smsgateway.clients.service import create_client
 from smsgateway.config import Settings
 from smsgateway.events.reminders import reminder_due
 from smsgateway.messages.dispatcher import Dispatcher
@@ -26,6 +25,7 @@ from smsgateway.models.phones import NumberState
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event
+from tests.factories import make_client
 
 PARIS = ZoneInfo("Europe/Paris")
 ASKER, OFFEROR = "+33601020304", "+33611223344"
@@ -78,12 +78,6 @@ async def _balance(runtime: Runtime, client_id: str) -> Decimal | None:
         client = await session.get(ApiClient, client_id)
         assert client is not None
         return client.balance
-
-
-async def _client(runtime: Runtime, quota: str) -> tuple[str, dict[str, str]]:
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name="shop", quota=Decimal(quota))
-    return created.client.id, {"Authorization": f"Bearer {created.api_key}"}
 
 
 # -- when a reminder goes ---------------------------------------------------------
@@ -192,12 +186,12 @@ async def test_the_reminder_is_sent_at_its_time_and_not_before(
 async def test_reminders_need_credits_like_the_event(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    client_id, auth = await _client(runtime, "2")
-    problem = await _post(http, auth, _event("booking.accepted", _paris(3, 15)), status=402)
+    shop = await make_client(runtime, quota=2)
+    problem = await _post(http, shop.auth, _event("booking.accepted", _paris(3, 15)), status=402)
     assert problem["credits_needed"] == 3  # the acceptance and two reminders
     async with runtime.sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Message)) == 0
-    assert await _balance(runtime, client_id) == Decimal(2)
+    assert await _balance(runtime, shop.id) == Decimal(2)
 
 
 async def test_an_opted_out_party_gets_no_reminder(
@@ -305,16 +299,16 @@ async def test_starting_soon_covers_only_the_roles_with_a_reminder(
 async def test_a_settling_event_cancels_the_waiting_reminders_and_refunds_them(
     http: httpx.AsyncClient, runtime: Runtime, settling: str
 ) -> None:
-    client_id, auth = await _client(runtime, "20")
+    shop = await make_client(runtime, quota=20)
     starts_at = _paris(3, 15)
-    accepted = await _post(http, auth, _event("booking.accepted", starts_at))
-    assert await _balance(runtime, client_id) == Decimal(17)
+    accepted = await _post(http, shop.auth, _event("booking.accepted", starts_at))
+    assert await _balance(runtime, shop.id) == Decimal(17)
 
-    settled = await _post(http, auth, _event(settling, starts_at))
+    settled = await _post(http, shop.auth, _event(settling, starts_at))
     sent_for_it = sum(m["credits"] for m in settled["messages"])
-    for reminder in await _reminders(http, auth):
+    for reminder in await _reminders(http, shop.auth):
         assert (reminder["status"], reminder["reason"]) == ("cancelled", "booking_changed")
-    assert await _balance(runtime, client_id) == Decimal(20 - 1 - sent_for_it)
+    assert await _balance(runtime, shop.id) == Decimal(20 - 1 - sent_for_it)
     async with runtime.sessionmaker() as session:
         refunds = await session.scalars(
             select(CreditEntry.message_id).where(CreditEntry.kind == "refund")
@@ -322,7 +316,7 @@ async def test_a_settling_event_cancels_the_waiting_reminders_and_refunds_them(
         assert set(refunds) == {r["id"] for r in accepted["reminders"]}
 
     # The booking comes back: its reminders are scheduled again.
-    back = await _post(http, auth, _event("booking.accepted", starts_at, event_id="evt-back"))
+    back = await _post(http, shop.auth, _event("booking.accepted", starts_at, event_id="evt-back"))
     assert [r["created"] for r in back["reminders"]] == [True, True]
 
 
@@ -399,7 +393,7 @@ async def test_events_for_one_booking_at_once_neither_deadlock_nor_lose_credits(
     for the same booking wait for each other instead of deadlocking (a deadlock
     would be answered 503). The credits still add up.
     """
-    client_id, auth = await _client(runtime, "100000")
+    shop = await make_client(runtime, quota=100000)
     rounds, bookings = 4, 3
     for round_ in range(rounds):
         requested = [
@@ -412,7 +406,7 @@ async def test_events_for_one_booking_at_once_neither_deadlock_nor_lose_credits(
             for b in range(bookings)
         ]
         for body in requested:
-            await _post(http, auth, body)
+            await _post(http, shop.auth, body)
         racing = [
             _event(
                 kind,
@@ -433,14 +427,14 @@ async def test_events_for_one_booking_at_once_neither_deadlock_nor_lose_credits(
             )
         ]
         responses = await asyncio.gather(
-            *(http.post("/v1/booking-events", json=body, headers=auth) for body in racing)
+            *(http.post("/v1/booking-events", json=body, headers=shop.auth) for body in racing)
         )
         assert [r.status_code for r in responses] == [202] * len(racing), [
             r.text for r in responses if r.status_code != 202
         ]
     async with runtime.sessionmaker() as session:
         entries = (
-            await session.scalars(select(CreditEntry).where(CreditEntry.client_id == client_id))
+            await session.scalars(select(CreditEntry).where(CreditEntry.client_id == shop.id))
         ).all()
         statuses = {
             m: s for m, s in (await session.execute(select(Message.id, Message.status))).all()
@@ -449,7 +443,7 @@ async def test_events_for_one_booking_at_once_neither_deadlock_nor_lose_credits(
     for e in entries:
         if e.kind == "refund":
             held.pop(e.message_id, None)
-    balance = await _balance(runtime, client_id)
+    balance = await _balance(runtime, shop.id)
     assert sum(e.delta for e in entries) == balance
     assert balance == Decimal(100000) - sum(held.values(), Decimal(0))
     # A cancelled message holds nothing; a queued one holds its credits.
