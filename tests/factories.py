@@ -15,6 +15,7 @@ from smsgateway.db import utcnow
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.phones import NumberState
 from smsgateway.runtime import Runtime
+from tests.helpers import bearer
 
 Credits = Decimal | int | str
 
@@ -32,7 +33,7 @@ class MadeClient:
 
     @property
     def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
+        return bearer(self.api_key)
 
 
 def _credits(value: Credits | None) -> Decimal | None:

@@ -18,7 +18,6 @@ from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.models.campaigns import Campaign, CampaignChunk
 from smsgateway.models.clients import ApiClient, CreditEntry
 from smsgateway.models.messages import Message
-from smsgateway.models.phones import NumberState
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.factories import make_client, make_number_state
@@ -265,8 +264,7 @@ async def test_a_number_opted_out_after_acceptance_is_skipped_and_its_credits_re
 ) -> None:
     shop = await make_client(runtime, quota=100)
     await _post(http, shop.auth, 202)
-    async with runtime.sessionmaker() as session, session.begin():
-        session.add(NumberState(number="+33611223344", opted_out_at=datetime.now(UTC)))
+    await make_number_state(runtime, "+33611223344", opted_out=True)
     await _now_worker(runtime).run_once()
     assert await _count(runtime, Message) == 2
     assert await _balance(runtime, shop.id) == (Decimal(97), Decimal(97))

@@ -21,11 +21,10 @@ from smsgateway.events.reminders import reminder_due
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.models.clients import ApiClient, CreditEntry
 from smsgateway.models.messages import Message
-from smsgateway.models.phones import NumberState
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event
-from tests.factories import make_client
+from tests.factories import make_client, make_number_state
 
 PARIS = ZoneInfo("Europe/Paris")
 ASKER, OFFEROR = "+33601020304", "+33611223344"
@@ -197,8 +196,7 @@ async def test_reminders_need_credits_like_the_event(
 async def test_an_opted_out_party_gets_no_reminder(
     http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
 ) -> None:
-    async with runtime.sessionmaker() as session, session.begin():
-        session.add(NumberState(number=OFFEROR, opted_out_at=datetime.now(UTC)))
+    await make_number_state(runtime, OFFEROR, opted_out=True)
     answer = await _post(http, auth, _event("booking.accepted", _paris(3, 15)))
     assert [r["role"] for r in answer["reminders"]] == ["asker"]
 
