@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import make_url, text
 
 from smsgateway.app import create_app
-from smsgateway.clients.service import create_client
 from smsgateway.config import Settings
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.migrate import upgrade
@@ -25,6 +24,7 @@ from smsgateway.models import Base
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime, build_runtime
 from tests.databases import own_postgres_database, postgres_server_url
+from tests.factories import make_client
 
 CALLBACK_TOKEN = "cb-token-for-tests"
 ADMIN_TOKEN = "admin-token-for-tests"
@@ -110,9 +110,8 @@ async def http(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def api_key(runtime: Runtime) -> str:
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name="marketplace")
-    return created.api_key
+    """The key of "marketplace", a client with no quota: the caller most tests need."""
+    return (await make_client(runtime, "marketplace")).api_key
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Helpers the API tests share: clients, messages sent through the API, stored rows.
+"""Helpers the API tests share: messages sent through the API, stored rows, a clock.
 
 Each goes through the public API where a user would (and asserts the status a user
 expects), or reads and adjusts rows the way only a test needs to (a client's balance,
@@ -13,22 +13,24 @@ from typing import Any
 import httpx
 from sqlalchemy import select, update
 
-from smsgateway.clients.service import create_client
 from smsgateway.db import utcnow
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message
 from smsgateway.runtime import Runtime
 
 
+class Clock:
+    """A clock for the caches that moves only when a test sets ``now``."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def bearer(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
-
-
-async def new_client(runtime: Runtime, name: str, **fields: Any) -> tuple[dict[str, str], str]:
-    """Another API client (``fields``: ``quota``, ``webhook_url``…): its auth headers and id."""
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name=name, **fields)
-    return bearer(created.api_key), created.client.id
 
 
 async def balance(runtime: Runtime, client_id: str) -> Decimal | None:

@@ -11,18 +11,17 @@ from __future__ import annotations
 import asyncio
 import time
 import tracemalloc
-from decimal import Decimal
 from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select
 
 from smsgateway.campaigns.worker import CampaignWorker
-from smsgateway.clients.service import create_client
 from smsgateway.models.campaigns import Campaign, CampaignChunk
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message
 from smsgateway.runtime import Runtime
+from tests.factories import make_client
 
 TEXT = "Hi #FIRSTNAME#, your code #CODE# gives -20% this week."
 MIB = 1024 * 1024
@@ -34,12 +33,6 @@ def _write_csv(path: Path, rows: int) -> Path:
         for n in range(rows):
             out.write(f"+336{10_000_000 + n:08d};Name{n};C{n:06d}\n")
     return path
-
-
-async def _client(runtime: Runtime, quota: int) -> tuple[str, dict[str, str]]:
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name="big shop", quota=Decimal(quota))
-    return created.client.id, {"Authorization": f"Bearer {created.api_key}"}
 
 
 async def _upload(
@@ -61,19 +54,19 @@ async def test_a_100000_row_campaign_is_accepted_in_bounded_memory_without_block
     rows = 100_000
     path = _write_csv(tmp_path / "big.csv", rows)
     assert path.stat().st_size > 2 * MIB
-    client_id, auth = await _client(runtime, rows)
+    shop = await make_client(runtime, "big shop", quota=rows)
 
     async def probe() -> float:
         # Another request while the upload is being surveyed.
         await asyncio.sleep(0.5)
-        response = await http.get("/v1/campaigns", headers=auth)
+        response = await http.get("/v1/campaigns", headers=shop.auth)
         assert response.status_code == 200
         return time.monotonic()
 
     tracemalloc.start()
     try:
         started = time.monotonic()
-        response, probed_at = await asyncio.gather(_upload(http, auth, path), probe())
+        response, probed_at = await asyncio.gather(_upload(http, shop.auth, path), probe())
         finished = time.monotonic()
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -89,7 +82,7 @@ async def test_a_100000_row_campaign_is_accepted_in_bounded_memory_without_block
     assert finished - started < 300
     async with runtime.sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(CampaignChunk)) == 3
-        client = await session.get(ApiClient, client_id)
+        client = await session.get(ApiClient, shop.id)
         assert client is not None and client.balance == 0
 
 
@@ -100,9 +93,9 @@ async def test_the_worker_creates_thousands_of_paced_messages_in_batches(
     runtime.settings = runtime.settings.model_copy(
         update={"marketing_hours_enabled": False, "campaign_rate_per_second": 50.0}
     )
-    client_id, auth = await _client(runtime, rows)
+    shop = await make_client(runtime, "big shop", quota=rows)
     accepted = await _upload(
-        http, auth, _write_csv(tmp_path / "mid.csv", rows), quiet_hours="false"
+        http, shop.auth, _write_csv(tmp_path / "mid.csv", rows), quiet_hours="false"
     )
     assert accepted.status_code == 202, accepted.text
 
@@ -110,7 +103,7 @@ async def test_the_worker_creates_thousands_of_paced_messages_in_batches(
     assert await CampaignWorker(runtime, worker_id="w").run_once() is True
     assert time.monotonic() - started < 300  # about 1.5 s alone
 
-    campaign = (await http.get(f"/v1/campaigns/{accepted.json()['id']}", headers=auth)).json()
+    campaign = (await http.get(f"/v1/campaigns/{accepted.json()['id']}", headers=shop.auth)).json()
     assert campaign["progress"]["messages"] == rows
     async with runtime.sessionmaker() as session:
         first, last = (
@@ -118,7 +111,7 @@ async def test_the_worker_creates_thousands_of_paced_messages_in_batches(
         ).one()
         sample = await session.scalar(select(Message.text).where(Message.to == "+33610004999"))
         stored = await session.get(Campaign, accepted.json()["id"])
-        client = await session.get(ApiClient, client_id)
+        client = await session.get(ApiClient, shop.id)
     # 5,000 messages at 50 a second: the last is due 99.98 s after the first.
     assert first is not None and last is not None
     assert (last - first).total_seconds() == 99.98

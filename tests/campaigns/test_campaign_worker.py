@@ -14,12 +14,12 @@ from sqlalchemy import func, select
 
 from smsgateway.campaigns.service import cancel_campaign
 from smsgateway.campaigns.worker import CampaignWorker
-from smsgateway.clients.service import create_client
 from smsgateway.credits.ledger import ledger_sum
 from smsgateway.models.campaigns import Campaign
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message
 from smsgateway.runtime import Runtime
+from tests.factories import make_client
 
 ROWS = 7
 CSV = "number;name\n" + "".join(f"+3361000000{n};N{n}\n" for n in range(ROWS))
@@ -34,15 +34,14 @@ def runtime(runtime: Runtime) -> Runtime:
 
 
 async def _accept(http: httpx.AsyncClient, runtime: Runtime) -> tuple[str, str]:
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name="shop", quota=Decimal(100))
+    shop = await make_client(runtime, quota=100)
     response = await http.post(
         "/v1/campaigns",
         json={"name": "Batches", "text": "Hi #NAME#", "csv": CSV},
-        headers={"Authorization": f"Bearer {created.api_key}"},
+        headers=shop.auth,
     )
     assert response.status_code == 202, response.text
-    return created.client.id, response.json()["id"]
+    return shop.id, response.json()["id"]
 
 
 def _before_second_batch(

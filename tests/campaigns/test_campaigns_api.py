@@ -13,15 +13,14 @@ from sqlalchemy import func, select, update
 
 from smsgateway.app import create_app
 from smsgateway.campaigns.worker import CampaignWorker
-from smsgateway.clients.service import create_client
 from smsgateway.credits.ledger import ledger_sum
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.models.campaigns import Campaign, CampaignChunk
 from smsgateway.models.clients import ApiClient, CreditEntry
 from smsgateway.models.messages import Message
-from smsgateway.models.phones import NumberState
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
+from tests.factories import make_client, make_number_state
 
 PARIS = ZoneInfo("Europe/Paris")
 TEXT = "Hello #FIRSTNAME#, -20% on kayaks in #City# until Sunday!"
@@ -37,14 +36,11 @@ CSV = (
 OPTED_OUT, SUSPENDED = "+33622334455", "+33633445566"
 
 
-async def _client(runtime: Runtime, quota: str | None = "100") -> tuple[str, dict[str, str]]:
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(
-            session, name="shop", quota=Decimal(quota) if quota is not None else None
-        )
-        session.add(NumberState(number=OPTED_OUT, opted_out_at=datetime.now(UTC)))
-        session.add(NumberState(number=SUSPENDED, suspended_at=datetime.now(UTC)))
-    return created.client.id, {"Authorization": f"Bearer {created.api_key}"}
+@pytest.fixture(autouse=True)
+async def blocked_numbers(runtime: Runtime) -> None:
+    """The CSV's opted-out and suspended numbers, as STOP and the marketplace left them."""
+    await make_number_state(runtime, OPTED_OUT, opted_out=True)
+    await make_number_state(runtime, SUSPENDED, suspended=True)
 
 
 async def _post(
@@ -90,8 +86,8 @@ def _now_worker(runtime: Runtime) -> CampaignWorker:
 async def test_a_dry_run_counts_prices_and_stores_nothing(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    client_id, auth = await _client(runtime)
-    answer = await _post(http, auth, 200, dry_run=True)
+    shop = await make_client(runtime, quota=100)
+    answer = await _post(http, shop.auth, 200, dry_run=True)
 
     assert answer["dry_run"] is True
     summary = answer["summary"]
@@ -124,16 +120,16 @@ async def test_a_dry_run_counts_prices_and_stores_nothing(
 
     assert await _count(runtime, Campaign) == 0
     assert await _count(runtime, Message) == 0
-    assert await _balance(runtime, client_id) == (Decimal(100), Decimal(100))
+    assert await _balance(runtime, shop.id) == (Decimal(100), Decimal(100))
 
 
 async def test_a_dry_run_from_an_uploaded_file(http: httpx.AsyncClient, runtime: Runtime) -> None:
-    _, auth = await _client(runtime)
+    shop = await make_client(runtime, quota=100)
     response = await http.post(
         "/v1/campaigns",
         data={"name": "Spring", "text": TEXT, "dry_run": "true"},
         files={"file": ("list.csv", CSV.replace(";", ",").encode(), "text/csv")},
-        headers=auth,
+        headers=shop.auth,
     )
     assert response.status_code == 200, response.text
     summary = response.json()["summary"]
@@ -155,8 +151,8 @@ async def test_a_dry_run_from_an_uploaded_file(http: httpx.AsyncClient, runtime:
 async def test_bad_campaigns_are_a_422_naming_the_problem(
     http: httpx.AsyncClient, runtime: Runtime, body: dict[str, Any], slug: str, field: str | None
 ) -> None:
-    _, auth = await _client(runtime)
-    problem = await _post(http, auth, 422, **body)
+    shop = await make_client(runtime, quota=100)
+    problem = await _post(http, shop.auth, 422, **body)
     assert problem["type"].endswith(f"/{slug}")
     if field:
         assert any(e["field"] == field for e in problem["errors"])
@@ -166,16 +162,16 @@ async def test_bad_campaigns_are_a_422_naming_the_problem(
 
 
 async def test_other_bodies_are_refused(http: httpx.AsyncClient, runtime: Runtime) -> None:
-    _, auth = await _client(runtime)
+    shop = await make_client(runtime, quota=100)
     plain = await http.post(
-        "/v1/campaigns", content=CSV, headers={**auth, "content-type": "text/csv"}
+        "/v1/campaigns", content=CSV, headers={**shop.auth, "content-type": "text/csv"}
     )
     assert plain.status_code == 415
     both = await http.post(
         "/v1/campaigns",
         data={"name": "Spring", "text": TEXT, "csv": CSV},
         files={"file": ("list.csv", CSV.encode(), "text/csv")},
-        headers=auth,
+        headers=shop.auth,
     )
     assert both.status_code == 422
     assert (await http.post("/v1/campaigns", json={"name": "x"})).status_code == 401
@@ -187,18 +183,20 @@ async def test_other_bodies_are_refused(http: httpx.AsyncClient, runtime: Runtim
 async def test_a_campaign_holds_its_credits_then_creates_its_messages(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    client_id, auth = await _client(runtime)
-    accepted = await _post(http, auth, 202, tag="spring-sale")
+    shop = await make_client(runtime, quota=100)
+    accepted = await _post(http, shop.auth, 202, tag="spring-sale")
     assert (accepted["status"], accepted["progress"]["messages"]) == ("creating", 0)
     assert accepted["summary"]["credits"] == 4
-    assert await _balance(runtime, client_id) == (Decimal(96), Decimal(96))
+    assert await _balance(runtime, shop.id) == (Decimal(96), Decimal(96))
 
     assert await _now_worker(runtime).run_once() is True
-    campaign = (await http.get(f"/v1/campaigns/{accepted['id']}", headers=auth)).json()
+    campaign = (await http.get(f"/v1/campaigns/{accepted['id']}", headers=shop.auth)).json()
     assert campaign["status"] == "sending"
     assert campaign["progress"] == {"rows_done": 6, "messages": 3, "by_status": {"queued": 3}}
 
-    listed = (await http.get("/v1/messages", params={"tag": "spring-sale"}, headers=auth)).json()
+    listed = (
+        await http.get("/v1/messages", params={"tag": "spring-sale"}, headers=shop.auth)
+    ).json()
     by_number = {m["to"]: m for m in listed["items"]}
     assert set(by_number) == {"+33601020304", "+33611223344", "+33644556677"}
     assert by_number["+33611223344"]["text"] == "Hello Marc, -20% on kayaks in Nantes until Sunday!"
@@ -206,7 +204,7 @@ async def test_a_campaign_holds_its_credits_then_creates_its_messages(
     assert {m["campaign_id"] for m in listed["items"]} == {accepted["id"]}
     assert by_number["+33644556677"]["segments"] == 2  # the STOP mention counted
     # The hold moved onto the messages: the balance is unchanged, each has its own reservation.
-    assert await _balance(runtime, client_id) == (Decimal(96), Decimal(96))
+    assert await _balance(runtime, shop.id) == (Decimal(96), Decimal(96))
     async with runtime.sessionmaker() as session:
         reserved = await session.scalars(
             select(CreditEntry.message_id).where(
@@ -220,8 +218,8 @@ async def test_a_campaign_holds_its_credits_then_creates_its_messages(
 async def test_campaign_messages_go_with_the_stop_mention(
     http: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher, provider: FakeProvider
 ) -> None:
-    _, auth = await _client(runtime)
-    accepted = await _post(http, auth, 202, quiet_hours=False)
+    shop = await make_client(runtime, quota=100)
+    accepted = await _post(http, shop.auth, 202, quiet_hours=False)
     await _now_worker(runtime).run_once()
     await _all_due(runtime)
     await dispatcher.run_once()
@@ -235,7 +233,7 @@ async def test_campaign_messages_go_with_the_stop_mention(
     assert "Hello Zoë, -20% on kayaks in Saint-Rémy-de-Provence until Sunday!" in {
         j.text for j in provider.sent
     }
-    campaign = (await http.get(f"/v1/campaigns/{accepted['id']}", headers=auth)).json()
+    campaign = (await http.get(f"/v1/campaigns/{accepted['id']}", headers=shop.auth)).json()
     assert (campaign["status"], campaign["progress"]["by_status"]) == (
         "completed",
         {"submitted": 3},
@@ -245,32 +243,31 @@ async def test_campaign_messages_go_with_the_stop_mention(
 async def test_not_enough_credits_for_the_whole_campaign_is_a_402(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    client_id, auth = await _client(runtime, "3")
-    problem = await _post(http, auth, 402)
+    shop = await make_client(runtime, quota=3)
+    problem = await _post(http, shop.auth, 402)
     assert (problem["credits_needed"], problem["credits_left"]) == (4, 3)
     assert await _count(runtime, Campaign) == 0
     assert await _count(runtime, CampaignChunk) == 0
-    assert await _balance(runtime, client_id) == (Decimal(3), Decimal(3))
+    assert await _balance(runtime, shop.id) == (Decimal(3), Decimal(3))
 
 
 async def test_unlimited_clients_are_not_charged(http: httpx.AsyncClient, runtime: Runtime) -> None:
-    client_id, auth = await _client(runtime, None)
-    await _post(http, auth, 202)
+    shop = await make_client(runtime, quota=None)
+    await _post(http, shop.auth, 202)
     await _now_worker(runtime).run_once()
     assert await _count(runtime, Message) == 3
-    assert await _balance(runtime, client_id) == (None, Decimal(0))
+    assert await _balance(runtime, shop.id) == (None, Decimal(0))
 
 
 async def test_a_number_opted_out_after_acceptance_is_skipped_and_its_credits_return(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    client_id, auth = await _client(runtime)
-    await _post(http, auth, 202)
-    async with runtime.sessionmaker() as session, session.begin():
-        session.add(NumberState(number="+33611223344", opted_out_at=datetime.now(UTC)))
+    shop = await make_client(runtime, quota=100)
+    await _post(http, shop.auth, 202)
+    await make_number_state(runtime, "+33611223344", opted_out=True)
     await _now_worker(runtime).run_once()
     assert await _count(runtime, Message) == 2
-    assert await _balance(runtime, client_id) == (Decimal(97), Decimal(97))
+    assert await _balance(runtime, shop.id) == (Decimal(97), Decimal(97))
 
 
 # -- following and cancelling -----------------------------------------------------
@@ -279,8 +276,8 @@ async def test_a_number_opted_out_after_acceptance_is_skipped_and_its_credits_re
 async def test_cancelling_stops_what_is_not_sent_and_returns_the_credits(
     http: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher
 ) -> None:
-    client_id, auth = await _client(runtime)
-    accepted = await _post(http, auth, 202)
+    shop = await make_client(runtime, quota=100)
+    accepted = await _post(http, shop.auth, 202)
     await _now_worker(runtime).run_once()
     # One message goes before the cancel.
     async with runtime.sessionmaker() as session, session.begin():
@@ -295,40 +292,40 @@ async def test_cancelling_stops_what_is_not_sent_and_returns_the_credits(
         )
     assert await dispatcher.run_once() == 1
 
-    response = await http.post(f"/v1/campaigns/{accepted['id']}/cancel", headers=auth)
+    response = await http.post(f"/v1/campaigns/{accepted['id']}/cancel", headers=shop.auth)
     assert response.status_code == 200, response.text
     cancelled = response.json()
     assert cancelled["status"] == "cancelled"
     assert cancelled["progress"]["by_status"] == {"cancelled": 2, "submitted": 1}
-    assert await _balance(runtime, client_id) == (Decimal(99), Decimal(99))
+    assert await _balance(runtime, shop.id) == (Decimal(99), Decimal(99))
     assert await dispatcher.run_once() == 0
 
-    again = await http.post(f"/v1/campaigns/{accepted['id']}/cancel", headers=auth)
+    again = await http.post(f"/v1/campaigns/{accepted['id']}/cancel", headers=shop.auth)
     assert again.status_code == 200
-    assert await _balance(runtime, client_id) == (Decimal(99), Decimal(99))
+    assert await _balance(runtime, shop.id) == (Decimal(99), Decimal(99))
 
 
 async def test_cancelling_before_the_messages_exist_creates_none(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    client_id, auth = await _client(runtime)
-    accepted = await _post(http, auth, 202)
-    await http.post(f"/v1/campaigns/{accepted['id']}/cancel", headers=auth)
+    shop = await make_client(runtime, quota=100)
+    accepted = await _post(http, shop.auth, 202)
+    await http.post(f"/v1/campaigns/{accepted['id']}/cancel", headers=shop.auth)
     assert await _now_worker(runtime).run_once() is False
     assert await _count(runtime, Message) == 0
     assert await _count(runtime, CampaignChunk) == 0
-    assert await _balance(runtime, client_id) == (Decimal(100), Decimal(100))
+    assert await _balance(runtime, shop.id) == (Decimal(100), Decimal(100))
 
 
 async def test_a_campaign_already_sent_cannot_be_cancelled(
     http: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher
 ) -> None:
-    _, auth = await _client(runtime)
-    accepted = await _post(http, auth, 202, quiet_hours=False)
+    shop = await make_client(runtime, quota=100)
+    accepted = await _post(http, shop.auth, 202, quiet_hours=False)
     await _now_worker(runtime).run_once()
     await _all_due(runtime)
     await dispatcher.run_once()
-    response = await http.post(f"/v1/campaigns/{accepted['id']}/cancel", headers=auth)
+    response = await http.post(f"/v1/campaigns/{accepted['id']}/cancel", headers=shop.auth)
     assert response.status_code == 409
     assert response.json()["type"].endswith("/campaign-finished")
 
@@ -336,9 +333,9 @@ async def test_a_campaign_already_sent_cannot_be_cancelled(
 async def test_campaigns_are_listed_and_private_to_their_client(
     http: httpx.AsyncClient, runtime: Runtime, auth: dict[str, str]
 ) -> None:
-    _, mine = await _client(runtime)
-    accepted = await _post(http, mine, 202)
-    listed = (await http.get("/v1/campaigns", headers=mine)).json()["items"]
+    shop = await make_client(runtime, quota=100)
+    accepted = await _post(http, shop.auth, 202)
+    listed = (await http.get("/v1/campaigns", headers=shop.auth)).json()["items"]
     assert [c["id"] for c in listed] == [accepted["id"]]
     assert (await http.get("/v1/campaigns", headers=auth)).json()["items"] == []
     hidden = await http.get(f"/v1/campaigns/{accepted['id']}", headers=auth)
@@ -355,8 +352,8 @@ async def test_campaigns_are_listed_and_private_to_their_client(
 async def _created_due_times(
     http: httpx.AsyncClient, runtime: Runtime, clock: datetime, **body: Any
 ) -> dict[str, datetime]:
-    _, auth = await _client(runtime)
-    await _post(http, auth, 202, **body)
+    shop = await make_client(runtime, quota=100)
+    await _post(http, shop.auth, 202, **body)
     await CampaignWorker(runtime, worker_id="w", clock=lambda: clock).run_once()
     async with runtime.sessionmaker() as session:
         rows = (await session.execute(select(Message.to, Message.due_at))).all()
@@ -395,7 +392,7 @@ async def test_an_upload_over_the_size_limit_is_a_413(runtime: Runtime) -> None:
     runtime.settings = runtime.settings.model_copy(
         update={"max_body_bytes_by_path": {"/v1/campaigns": 4096}}
     )
-    _, auth = await _client(runtime)
+    shop = await make_client(runtime, quota=100)
     app = create_app(runtime=runtime)
     big = CSV + "".join(f"+3361234{n:04d};Name;City\n" for n in range(500))
     async with (
@@ -406,7 +403,7 @@ async def test_an_upload_over_the_size_limit_is_a_413(runtime: Runtime) -> None:
             "/v1/campaigns",
             data={"name": "Big", "text": TEXT},
             files={"file": ("big.csv", big.encode(), "text/csv")},
-            headers=auth,
+            headers=shop.auth,
         )
     assert response.status_code == 413, response.text
     assert response.json()["type"].endswith("/payload-too-large")

@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import event, update
 
-from smsgateway.clients.service import create_client
 from smsgateway.credits.refunds import refund
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event
+from tests.factories import make_client
 
 LONG_TEXT = "x" * 200  # two GSM-7 parts: two credits
-
-
-async def _auth(runtime: Runtime, name: str = "shop") -> tuple[str, dict[str, str]]:
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(
-            session, name=name, quota=Decimal(100), alert_threshold=Decimal(10)
-        )
-    return created.client.id, {"Authorization": f"Bearer {created.api_key}"}
 
 
 async def _send(http: httpx.AsyncClient, auth: dict[str, str], **body: Any) -> str:
@@ -61,36 +52,36 @@ def far_from_utc(runtime: Runtime) -> None:
 
 @pytest.mark.usefixtures("far_from_utc")
 async def test_usage_per_day_and_per_tag(http: httpx.AsyncClient, runtime: Runtime) -> None:
-    client_id, auth = await _auth(runtime)
-    promo_short = await _send(http, auth, tag="promo")
-    promo_long = await _send(http, auth, tag="promo", text=LONG_TEXT)
-    otp = await _send(http, auth, tag="otp")
-    rejected = await _send(http, auth, tag="otp", to="+33 1")
-    cancelled = await _send(http, auth, tag="otp")
-    assert (await http.delete(f"/v1/messages/{cancelled}", headers=auth)).status_code == 200
-    booked = await http.post("/v1/booking-events", json=booking_event(), headers=auth)
+    shop = await make_client(runtime, quota=100, alert_threshold=10)
+    promo_short = await _send(http, shop.auth, tag="promo")
+    promo_long = await _send(http, shop.auth, tag="promo", text=LONG_TEXT)
+    otp = await _send(http, shop.auth, tag="otp")
+    rejected = await _send(http, shop.auth, tag="otp", to="+33 1")
+    cancelled = await _send(http, shop.auth, tag="otp")
+    assert (await http.delete(f"/v1/messages/{cancelled}", headers=shop.auth)).status_code == 200
+    booked = await http.post("/v1/booking-events", json=booking_event(), headers=shop.auth)
     not_billed = booked.json()["messages"][0]["id"]
     async with runtime.sessionmaker() as session, session.begin():
         assert await refund(session, not_billed, "not billed")
-    too_early = await _send(http, auth, tag="promo")
+    too_early = await _send(http, shop.auth, tag="promo")
 
     await _created_at(runtime, "2026-03-01T00:00:00", promo_short)
     await _created_at(runtime, "2026-03-01T23:59:59.999", promo_long)
     await _created_at(runtime, "2026-03-02T00:00:00", otp, rejected, cancelled, not_billed)
     await _created_at(runtime, "2026-02-28T23:59:59", too_early)
     # Another client's messages never count.
-    _, other = await _auth(runtime, "other")
+    other = (await make_client(runtime, "other", quota=100, alert_threshold=10)).auth
     await _created_at(runtime, "2026-03-01T12:00:00", await _send(http, other, tag="promo"))
 
     response = await http.get(
-        "/v1/account", params={"from": "2026-03-01", "to": "2026-03-02"}, headers=auth
+        "/v1/account", params={"from": "2026-03-01", "to": "2026-03-02"}, headers=shop.auth
     )
     assert response.status_code == 200, response.text
     account = response.json()
     async with runtime.sessionmaker() as session:
-        stored = await session.get(ApiClient, client_id)
+        stored = await session.get(ApiClient, shop.id)
     assert stored is not None and stored.balance is not None
-    assert account["id"] == client_id and account["name"] == "shop"
+    assert account["id"] == shop.id and account["name"] == "shop"
     assert account["quota"] == 100
     assert account["credits_left"] == float(stored.balance)
     assert account["alert_threshold"] == 10
@@ -110,7 +101,7 @@ async def test_usage_per_day_and_per_tag(http: httpx.AsyncClient, runtime: Runti
     }
 
     one_day = await http.get(
-        "/v1/account", params={"from": "2026-02-28", "to": "2026-02-28"}, headers=auth
+        "/v1/account", params={"from": "2026-02-28", "to": "2026-02-28"}, headers=shop.auth
     )
     assert one_day.json()["usage"]["by_day"] == [
         {"date": "2026-02-28", "messages": 1, "credits": 1}
@@ -118,11 +109,11 @@ async def test_usage_per_day_and_per_tag(http: httpx.AsyncClient, runtime: Runti
 
 
 async def test_default_range_is_the_last_30_days(http: httpx.AsyncClient, runtime: Runtime) -> None:
-    _, auth = await _auth(runtime)
-    await _send(http, auth)
-    old = await _send(http, auth)
+    shop = await make_client(runtime, quota=100, alert_threshold=10)
+    await _send(http, shop.auth)
+    old = await _send(http, shop.auth)
     await _created_at(runtime, "2020-01-01T12:00:00", old)
-    usage = (await http.get("/v1/account", headers=auth)).json()["usage"]
+    usage = (await http.get("/v1/account", headers=shop.auth)).json()["usage"]
     today = datetime.now(UTC).date()
     assert usage["to"] == today.isoformat()
     assert (today - datetime.fromisoformat(usage["from"]).date()).days == 29

@@ -16,6 +16,7 @@ from smsgateway.models.clients import ApiClient, CreditEntry
 from smsgateway.models.webhooks import WebhookDelivery
 from smsgateway.runtime import Runtime
 from tests.conftest import ADMIN_TOKEN, booking_event
+from tests.helpers import bearer
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CLIENTS = "/v1/admin/clients"
@@ -28,19 +29,15 @@ async def _create(http: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
     return created
 
 
-def _bearer(api_key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"}
-
-
 async def _send(http: httpx.AsyncClient, api_key: str, **fields: Any) -> httpx.Response:
     body = {"to": "+33611223344", "text": "Hello", **fields}
-    return await http.post("/v1/messages", json=body, headers=_bearer(api_key))
+    return await http.post("/v1/messages", json=body, headers=bearer(api_key))
 
 
 async def _book(http: httpx.AsyncClient, api_key: str) -> httpx.Response:
     """One booking event: one SMS to the offeror, one credit reserved."""
     event = booking_event(event_id=f"evt-{uuid.uuid4()}")
-    return await http.post("/v1/booking-events", json=event, headers=_bearer(api_key))
+    return await http.post("/v1/booking-events", json=event, headers=bearer(api_key))
 
 
 async def _stored(runtime: Runtime, client_id: str) -> tuple[ApiClient, Decimal]:
@@ -93,7 +90,7 @@ async def test_create_shows_the_key_once_and_stores_only_its_hash(
     assert [c["name"] for c in listed] == ["shop"]
     # The key works (the test client calls from no address, so no allowlist here).
     await http.patch(f"{CLIENTS}/{created['id']}", json={"allowed_ips": []}, headers=ADMIN)
-    assert (await http.get("/v1/messages", headers=_bearer(api_key))).status_code == 200
+    assert (await http.get("/v1/messages", headers=bearer(api_key))).status_code == 200
 
 
 async def test_unlimited_by_default(http: httpx.AsyncClient) -> None:
@@ -105,13 +102,13 @@ async def test_unlimited_by_default(http: httpx.AsyncClient) -> None:
 async def test_rotate_key_stops_the_old_one(http: httpx.AsyncClient) -> None:
     created = await _create(http)
     old = created["api_key"]
-    assert (await http.get("/v1/messages", headers=_bearer(old))).status_code == 200
+    assert (await http.get("/v1/messages", headers=bearer(old))).status_code == 200
     rotated = await http.post(f"{CLIENTS}/{created['id']}/rotate-key", headers=ADMIN)
     assert rotated.status_code == 200
     new = rotated.json()["api_key"]
     assert new != old and rotated.json()["key_prefix"] == new[:10]
-    assert (await http.get("/v1/messages", headers=_bearer(old))).status_code == 401
-    assert (await http.get("/v1/messages", headers=_bearer(new))).status_code == 200
+    assert (await http.get("/v1/messages", headers=bearer(old))).status_code == 401
+    assert (await http.get("/v1/messages", headers=bearer(new))).status_code == 200
 
 
 async def test_rotate_webhook_secret(http: httpx.AsyncClient, runtime: Runtime) -> None:
@@ -294,7 +291,7 @@ async def test_disable_refuses_the_key_but_keeps_messages_readable(
     disabled = await http.delete(f"{CLIENTS}/{created['id']}", headers=ADMIN)
     assert disabled.status_code == 200
     assert disabled.json()["disabled_at"] is not None
-    assert (await http.get("/v1/messages", headers=_bearer(created["api_key"]))).status_code == 401
+    assert (await http.get("/v1/messages", headers=bearer(created["api_key"]))).status_code == 401
     again = await http.delete(f"{CLIENTS}/{created['id']}", headers=ADMIN)
     assert again.json()["disabled_at"] == disabled.json()["disabled_at"]
 
@@ -382,7 +379,7 @@ async def test_patch_refuses_a_null_name(http: httpx.AsyncClient) -> None:
 
 async def test_admin_routes_need_the_admin_token(http: httpx.AsyncClient) -> None:
     created = await _create(http)
-    for headers in ({}, _bearer(created["api_key"]), {"Authorization": "Bearer wrong"}):
+    for headers in ({}, bearer(created["api_key"]), {"Authorization": "Bearer wrong"}):
         assert (await http.get(CLIENTS, headers=headers)).status_code == 401
         response = await http.post(CLIENTS, json={"name": "x"}, headers=headers)
         assert response.status_code == 401

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 
 from smsgateway.app import create_app
 from smsgateway.clients.network import allowed, client_address, normalise_entry
-from smsgateway.clients.service import create_client
 from smsgateway.runtime import Runtime
+from tests.factories import make_client
 
 Call = Callable[..., Awaitable[httpx.Response]]
 
@@ -21,12 +21,6 @@ async def app(runtime: Runtime) -> AsyncIterator[FastAPI]:
     app = create_app(runtime=runtime)
     async with app.router.lifespan_context(app):
         yield app
-
-
-async def _key(runtime: Runtime, allowed_ips: list[str], name: str = "shop") -> str:
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name=name, allowed_ips=allowed_ips)
-    return created.api_key
 
 
 @pytest.fixture
@@ -46,7 +40,7 @@ def call_from(app: FastAPI) -> Call:
 
 
 async def test_only_listed_addresses_get_in(runtime: Runtime, call_from: Call) -> None:
-    key = await _key(runtime, ["203.0.113.7", "198.51.100.0/24"])
+    key = (await make_client(runtime, allowed_ips=["203.0.113.7", "198.51.100.0/24"])).api_key
     assert (await call_from("203.0.113.7", key)).status_code == 200
     assert (await call_from("198.51.100.99", key)).status_code == 200  # in the CIDR range
     refused = await call_from("203.0.113.8", key)
@@ -60,7 +54,7 @@ async def test_only_listed_addresses_get_in(runtime: Runtime, call_from: Call) -
 
 
 async def test_ipv6_ranges_and_ipv4_mapped_peers(runtime: Runtime, call_from: Call) -> None:
-    key = await _key(runtime, ["2001:db8::/32", "203.0.113.7"])
+    key = (await make_client(runtime, allowed_ips=["2001:db8::/32", "203.0.113.7"])).api_key
     assert (await call_from("2001:db8::5", key)).status_code == 200
     assert (await call_from("2001:db9::5", key)).status_code == 403
     # A dual-stack socket reports an IPv4 caller so.
@@ -68,7 +62,7 @@ async def test_ipv6_ranges_and_ipv4_mapped_peers(runtime: Runtime, call_from: Ca
 
 
 async def test_no_allowlist_means_any_address(runtime: Runtime, call_from: Call) -> None:
-    key = await _key(runtime, [])
+    key = (await make_client(runtime, allowed_ips=[])).api_key
     assert (await call_from("192.0.2.1", key)).status_code == 200
     assert (await call_from("2001:db8::1", key)).status_code == 200
 
@@ -80,7 +74,7 @@ async def test_a_wrong_key_is_401_before_any_address_check(call_from: Call) -> N
 async def test_forwarded_for_is_ignored_from_an_untrusted_peer(
     runtime: Runtime, call_from: Call
 ) -> None:
-    key = await _key(runtime, ["203.0.113.7"])
+    key = (await make_client(runtime, allowed_ips=["203.0.113.7"])).api_key
     assert (await call_from("198.51.100.1", key, ["203.0.113.7"])).status_code == 403
     runtime.settings.trusted_proxies = ["10.0.0.0/8"]
     assert (await call_from("198.51.100.1", key, ["203.0.113.7"])).status_code == 403
@@ -89,7 +83,7 @@ async def test_forwarded_for_is_ignored_from_an_untrusted_peer(
 async def test_forwarded_for_is_believed_from_a_trusted_proxy(
     runtime: Runtime, call_from: Call
 ) -> None:
-    key = await _key(runtime, ["203.0.113.7"])
+    key = (await make_client(runtime, allowed_ips=["203.0.113.7"])).api_key
     runtime.settings.trusted_proxies = ["10.0.0.0/8", "192.0.2.10"]
     assert (await call_from("10.0.0.5", key, ["203.0.113.7"])).status_code == 200
     assert (await call_from("10.0.0.5", key, ["198.51.100.1"])).status_code == 403
@@ -102,7 +96,7 @@ async def test_forwarded_for_is_believed_from_a_trusted_proxy(
 async def test_a_spoofed_leftmost_forwarded_for_does_not_win(
     runtime: Runtime, call_from: Call
 ) -> None:
-    key = await _key(runtime, ["203.0.113.7"])
+    key = (await make_client(runtime, allowed_ips=["203.0.113.7"])).api_key
     runtime.settings.trusted_proxies = ["10.0.0.0/8"]
     # The caller at 198.51.100.1 wrote "203.0.113.7"; our proxy appended what it saw.
     spoofed = await call_from("10.0.0.5", key, ["203.0.113.7, 198.51.100.1"])

@@ -8,21 +8,15 @@ import httpx
 
 from smsgateway.app import create_app
 from smsgateway.clients.ratelimit import RateLimiter, retry_after_header
-from smsgateway.clients.service import create_client
 from smsgateway.runtime import Runtime
-
-
-async def _auth(runtime: Runtime, name: str, **fields: object) -> dict[str, str]:
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name=name, **fields)  # type: ignore[arg-type]
-    return {"Authorization": f"Bearer {created.api_key}"}
+from tests.factories import make_client
 
 
 async def test_the_third_immediate_request_at_two_a_second_is_refused(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    limited = await _auth(runtime, "shop", rate_limit_per_second=2)
-    other = await _auth(runtime, "other", rate_limit_per_second=2)
+    limited = (await make_client(runtime, "shop", rate_limit_per_second=2)).auth
+    other = (await make_client(runtime, "other", rate_limit_per_second=2)).auth
     codes = [(await http.get("/v1/messages", headers=limited)).status_code for _ in range(2)]
     assert codes == [200, 200]
     refused = await http.get("/v1/messages", headers=limited)
@@ -42,8 +36,8 @@ async def test_the_server_default_applies_to_clients_without_their_own(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     runtime.settings.default_rate_limit_per_second = 1
-    default = await _auth(runtime, "shop")
-    own = await _auth(runtime, "fast", rate_limit_per_second=100)
+    default = (await make_client(runtime, "shop")).auth
+    own = (await make_client(runtime, "fast", rate_limit_per_second=100)).auth
     assert (await http.get("/v1/messages", headers=default)).status_code == 200
     assert (await http.get("/v1/messages", headers=default)).status_code == 429
     for _ in range(5):
@@ -51,13 +45,15 @@ async def test_the_server_default_applies_to_clients_without_their_own(
 
 
 async def test_no_limit_by_default(http: httpx.AsyncClient, runtime: Runtime) -> None:
-    auth = await _auth(runtime, "shop")
+    auth = (await make_client(runtime, "shop")).auth
     for _ in range(20):
         assert (await http.get("/v1/messages", headers=auth)).status_code == 200
 
 
 async def test_refused_addresses_spend_none_of_the_clients_rate(runtime: Runtime) -> None:
-    auth = await _auth(runtime, "shop", rate_limit_per_second=1, allowed_ips=["203.0.113.7"])
+    auth = (
+        await make_client(runtime, "shop", rate_limit_per_second=1, allowed_ips=["203.0.113.7"])
+    ).auth
     app = create_app(runtime=runtime)
     async with app.router.lifespan_context(app):
 

@@ -14,6 +14,7 @@ from smsgateway.models.messages import Message
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event
+from tests.factories import make_client
 
 EXPECTED_ROLES = {
     "booking.requested": ["offeror"],
@@ -243,15 +244,12 @@ async def test_unverified_numbers_are_blocked_when_verification_is_required(
 async def test_events_of_two_clients_do_not_collide(
     http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
 ) -> None:
-    from smsgateway.clients.service import create_client
-
-    async with runtime.sessionmaker() as session, session.begin():
-        other = await create_client(session, name="other")
+    other = await make_client(runtime, "other")
     one = await http.post("/v1/booking-events", json=booking_event(), headers=auth)
     two = await http.post(
         "/v1/booking-events",
         json=booking_event(),
-        headers={"Authorization": f"Bearer {other.api_key}"},
+        headers=other.auth,
     )
     assert one.status_code == two.status_code == 202
     assert one.json()["messages"][0]["id"] != two.json()["messages"][0]["id"]

@@ -11,12 +11,12 @@ import pytest
 import respx
 
 from smsgateway.app import create_app
-from smsgateway.clients.service import create_client
 from smsgateway.config import Settings
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.providers.ovh import build_ovh_provider
 from smsgateway.runtime import Runtime, build_runtime
 from tests.conftest import _empty_tables, booking_event
+from tests.factories import make_client
 
 BASE = "https://eu.api.ovh.com/1.0"
 APP_KEY, APP_SECRET, CONSUMER = "app-key", "app-secret-value", "consumer-key"
@@ -91,8 +91,7 @@ def _expected_signature(request: httpx.Request) -> str:
 async def test_each_booking_message_is_sent_as_a_signed_ovh_job(
     ovh_runtime: Runtime, event_type: str
 ) -> None:
-    async with ovh_runtime.sessionmaker() as session, session.begin():
-        key = (await create_client(session, name="marketplace")).api_key
+    key = (await make_client(ovh_runtime, "marketplace")).api_key
     app = create_app(runtime=ovh_runtime)
     with respx.mock(assert_all_called=True) as ovh:
         ovh.get(f"{BASE}/auth/time").respond(200, json=OVH_TIME)

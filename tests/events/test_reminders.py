@@ -16,17 +16,15 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from smsgateway.clients.service import create_client
 from smsgateway.config import Settings
 from smsgateway.events.reminders import reminder_due
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.models.clients import ApiClient, CreditEntry
 from smsgateway.models.messages import Message
-from smsgateway.models.phones import NumberState
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event
-from tests.helpers import new_client
+from tests.factories import make_client, make_number_state
 
 PARIS = ZoneInfo("Europe/Paris")
 ASKER, OFFEROR = "+33601020304", "+33611223344"
@@ -79,12 +77,6 @@ async def _balance(runtime: Runtime, client_id: str) -> Decimal | None:
         client = await session.get(ApiClient, client_id)
         assert client is not None
         return client.balance
-
-
-async def _client(runtime: Runtime, quota: str) -> tuple[str, dict[str, str]]:
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name="shop", quota=Decimal(quota))
-    return created.client.id, {"Authorization": f"Bearer {created.api_key}"}
 
 
 # -- when a reminder goes ---------------------------------------------------------
@@ -193,19 +185,18 @@ async def test_the_reminder_is_sent_at_its_time_and_not_before(
 async def test_reminders_need_credits_like_the_event(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    client_id, auth = await _client(runtime, "2")
-    problem = await _post(http, auth, _event("booking.accepted", _paris(3, 15)), status=402)
+    shop = await make_client(runtime, quota=2)
+    problem = await _post(http, shop.auth, _event("booking.accepted", _paris(3, 15)), status=402)
     assert problem["credits_needed"] == 3  # the acceptance and two reminders
     async with runtime.sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Message)) == 0
-    assert await _balance(runtime, client_id) == Decimal(2)
+    assert await _balance(runtime, shop.id) == Decimal(2)
 
 
 async def test_an_opted_out_party_gets_no_reminder(
     http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
 ) -> None:
-    async with runtime.sessionmaker() as session, session.begin():
-        session.add(NumberState(number=OFFEROR, opted_out_at=datetime.now(UTC)))
+    await make_number_state(runtime, OFFEROR, opted_out=True)
     answer = await _post(http, auth, _event("booking.accepted", _paris(3, 15)))
     assert [r["role"] for r in answer["reminders"]] == ["asker"]
 
@@ -306,16 +297,16 @@ async def test_starting_soon_covers_only_the_roles_with_a_reminder(
 async def test_a_settling_event_cancels_the_waiting_reminders_and_refunds_them(
     http: httpx.AsyncClient, runtime: Runtime, settling: str
 ) -> None:
-    client_id, auth = await _client(runtime, "20")
+    shop = await make_client(runtime, quota=20)
     starts_at = _paris(3, 15)
-    accepted = await _post(http, auth, _event("booking.accepted", starts_at))
-    assert await _balance(runtime, client_id) == Decimal(17)
+    accepted = await _post(http, shop.auth, _event("booking.accepted", starts_at))
+    assert await _balance(runtime, shop.id) == Decimal(17)
 
-    settled = await _post(http, auth, _event(settling, starts_at))
+    settled = await _post(http, shop.auth, _event(settling, starts_at))
     sent_for_it = sum(m["credits"] for m in settled["messages"])
-    for reminder in await _reminders(http, auth):
+    for reminder in await _reminders(http, shop.auth):
         assert (reminder["status"], reminder["reason"]) == ("cancelled", "booking_changed")
-    assert await _balance(runtime, client_id) == Decimal(20 - 1 - sent_for_it)
+    assert await _balance(runtime, shop.id) == Decimal(20 - 1 - sent_for_it)
     async with runtime.sessionmaker() as session:
         refunds = await session.scalars(
             select(CreditEntry.message_id).where(CreditEntry.kind == "refund")
@@ -323,7 +314,7 @@ async def test_a_settling_event_cancels_the_waiting_reminders_and_refunds_them(
         assert set(refunds) == {r["id"] for r in accepted["reminders"]}
 
     # The booking comes back: its reminders are scheduled again.
-    back = await _post(http, auth, _event("booking.accepted", starts_at, event_id="evt-back"))
+    back = await _post(http, shop.auth, _event("booking.accepted", starts_at, event_id="evt-back"))
     assert [r["created"] for r in back["reminders"]] == [True, True]
 
 
@@ -400,7 +391,7 @@ async def test_events_for_one_booking_at_once_neither_deadlock_nor_lose_credits(
     for the same booking wait for each other instead of deadlocking (a deadlock
     would be answered 503). The credits still add up.
     """
-    client_id, auth = await _client(runtime, "100000")
+    shop = await make_client(runtime, quota=100000)
     rounds, bookings = 4, 3
     for round_ in range(rounds):
         requested = [
@@ -413,7 +404,7 @@ async def test_events_for_one_booking_at_once_neither_deadlock_nor_lose_credits(
             for b in range(bookings)
         ]
         for body in requested:
-            await _post(http, auth, body)
+            await _post(http, shop.auth, body)
         racing = [
             _event(
                 kind,
@@ -434,14 +425,14 @@ async def test_events_for_one_booking_at_once_neither_deadlock_nor_lose_credits(
             )
         ]
         responses = await asyncio.gather(
-            *(http.post("/v1/booking-events", json=body, headers=auth) for body in racing)
+            *(http.post("/v1/booking-events", json=body, headers=shop.auth) for body in racing)
         )
         assert [r.status_code for r in responses] == [202] * len(racing), [
             r.text for r in responses if r.status_code != 202
         ]
     async with runtime.sessionmaker() as session:
         entries = (
-            await session.scalars(select(CreditEntry).where(CreditEntry.client_id == client_id))
+            await session.scalars(select(CreditEntry).where(CreditEntry.client_id == shop.id))
         ).all()
         statuses = {
             m: s for m, s in (await session.execute(select(Message.id, Message.status))).all()
@@ -450,7 +441,7 @@ async def test_events_for_one_booking_at_once_neither_deadlock_nor_lose_credits(
     for e in entries:
         if e.kind == "refund":
             held.pop(e.message_id, None)
-    balance = await _balance(runtime, client_id)
+    balance = await _balance(runtime, shop.id)
     assert sum(e.delta for e in entries) == balance
     assert balance == Decimal(100000) - sum(held.values(), Decimal(0))
     # A cancelled message holds nothing; a queued one holds its credits.
@@ -470,7 +461,7 @@ def _booking(booking_id: str, starts_at: datetime) -> dict[str, Any]:
 async def test_a_cancelled_reminder_is_reported_once(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    hooked, _ = await new_client(runtime, "hooked", webhook_url="https://shop.example/hooks")
+    hooked = (await make_client(runtime, "hooked", webhook_url="https://shop.example/hooks")).auth
     starts_at = _paris(4, 15)
     requested = await _post(http, hooked, _event("booking.requested", starts_at))
     await _post(http, hooked, _event("booking.accepted", starts_at))

@@ -27,7 +27,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from smsgateway.app import create_app
-from smsgateway.clients.service import create_client
 from smsgateway.config import Settings
 from smsgateway.errors import PROBLEM_JSON
 from smsgateway.models import Base
@@ -36,6 +35,7 @@ from smsgateway.runtime import Runtime, build_runtime
 from smsgateway.worker import run_workers
 from tests.chaos.summary import record_summary
 from tests.conftest import booking_event
+from tests.factories import make_client
 from tests.faults.tcp_proxy import TcpProxy
 
 DEADLINE_S = 30.0
@@ -124,9 +124,7 @@ async def test_database_down_answers_503_and_loses_nothing(
     runtime = proxied_runtime
     provider = runtime.provider
     assert isinstance(provider, FakeProvider)
-    async with runtime.sessionmaker() as session, session.begin():
-        api_key = (await create_client(session, name="marketplace")).api_key
-    auth = {"Authorization": f"Bearer {api_key}"}
+    auth = (await make_client(runtime, "marketplace")).auth
     app = create_app(runtime=runtime)
     stop = asyncio.Event()
     accepted: list[str] = []

@@ -19,7 +19,8 @@ from smsgateway.providers.base import JobResult, OutgoingJob, TransientProviderE
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import CALLBACK_TOKEN
-from tests.helpers import balance, make_due, new_client, send_message, stored_message
+from tests.factories import make_client
+from tests.helpers import balance, make_due, send_message, stored_message
 
 TO = "+33611223344"
 
@@ -73,7 +74,8 @@ async def test_a_message_failing_while_it_is_stopped_is_never_sent(
     provider: ActsDuringSend,
     way: str,
 ) -> None:
-    auth, client_id = await new_client(runtime, "u", quota=Decimal(5))
+    shop = await make_client(runtime, "u", quota=Decimal(5))
+    auth, client_id = shop.auth, shop.id
     message = await send_message(http, auth, to=TO, text="Your booking")
     answers: list[int] = []
     provider.during = _stop(http) if way == "stop" else _cancel(http, auth, message["id"], answers)
@@ -95,7 +97,8 @@ async def test_a_cancel_between_attempts_of_a_lost_send_waits_for_the_look_up(
     dispatcher: Dispatcher,
     provider: ActsDuringSend,
 ) -> None:
-    auth, client_id = await new_client(runtime, "u", quota=Decimal(5))
+    shop = await make_client(runtime, "u", quota=Decimal(5))
+    auth, client_id = shop.auth, shop.id
     message = await send_message(http, auth, to=TO, text="Your booking")
     # Lost on the way: OVHcloud never saw it, and we cannot know.
     provider.fail_next = [TransientProviderError("connection reset", uncertain=True)]

@@ -18,7 +18,8 @@ from smsgateway.providers.fake import FakeProvider
 from smsgateway.providers.health import circuit_state, take_call
 from smsgateway.runtime import Runtime
 from tests.conftest import CALLBACK_TOKEN
-from tests.helpers import balance, make_due, new_client, send_message, stored_messages
+from tests.factories import make_client
+from tests.helpers import balance, make_due, send_message, stored_messages
 
 TEXT = "Pool closed today for maintenance."
 NUMBERS = [f"+336110000{n:02d}" for n in range(12)]
@@ -97,15 +98,15 @@ async def test_a_message_past_its_validity_expires_unsent_and_is_refunded(
     dispatcher: Dispatcher,
     provider: FakeProvider,
 ) -> None:
-    auth, client_id = await new_client(runtime, "v", quota=Decimal(3))
-    message_id = await _send(http, auth, NUMBERS[0])
+    shop = await make_client(runtime, "v", quota=3)
+    message_id = await _send(http, shop.auth, NUMBERS[0])
     async with runtime.sessionmaker() as session, session.begin():
         await session.execute(update(Message).values(valid_until=utcnow() - timedelta(seconds=1)))
     await dispatcher.run_once()
     message = (await stored_messages(runtime))[message_id]
     assert (message.status, message.reason) == ("expired", "validity_exceeded")
     assert provider.sent == []
-    assert await balance(runtime, client_id) == Decimal(3)
+    assert await balance(runtime, shop.id) == Decimal(3)
 
 
 async def test_the_circuit_opens_after_repeated_failures_and_closes_after_a_probe(
@@ -258,11 +259,11 @@ async def test_a_message_that_may_have_gone_is_not_cancelled_nor_refunded(
     dispatcher: Dispatcher,
     provider: FakeProvider,
 ) -> None:
-    auth, client_id = await new_client(runtime, "u", quota=Decimal(5))
-    message_id = await _send(http, auth, NUMBERS[0])
+    shop = await make_client(runtime, "u", quota=5)
+    message_id = await _send(http, shop.auth, NUMBERS[0])
     provider.fail_after_accept_next = [TransientProviderError("read timeout", uncertain=True)]
     await dispatcher.run_once()  # the provider has it; we do not know
-    cancel = await http.delete(f"/v1/messages/{message_id}", headers=auth)
+    cancel = await http.delete(f"/v1/messages/{message_id}", headers=shop.auth)
     assert cancel.status_code == 202, cancel.text
     assert (cancel.json()["status"], cancel.json()["settle_to"]) == ("queued", "cancelled")
     # A STOP does not end it either while the provider may have it.
@@ -273,4 +274,4 @@ async def test_a_message_that_may_have_gone_is_not_cancelled_nor_refunded(
     message = (await stored_messages(runtime))[message_id]
     assert message.status == "submitted"
     assert len(provider.sent) == 1
-    assert await balance(runtime, client_id) == Decimal(4)
+    assert await balance(runtime, shop.id) == Decimal(4)

@@ -15,7 +15,8 @@ from smsgateway.models.status import FINAL, TRANSITIONS, Status, can_move, moves
 from smsgateway.models.webhooks import WebhookDelivery
 from smsgateway.runtime import Runtime
 from tests.conftest import CALLBACK_TOKEN
-from tests.helpers import new_client, send_message, stored_message
+from tests.factories import make_client
+from tests.helpers import send_message, stored_message
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "smsgateway"
 TO = "+33601020304"
@@ -56,8 +57,8 @@ async def _status_webhooks(runtime: Runtime, message_id: str) -> list[str]:
 
 @pytest.fixture
 async def hooked(runtime: Runtime) -> dict[str, str]:
-    headers, _ = await new_client(runtime, "hooked", webhook_url="https://shop.example/hooks")
-    return headers
+    made = await make_client(runtime, "hooked", webhook_url="https://shop.example/hooks")
+    return made.auth
 
 
 def test_the_table_only_moves_forward_but_for_a_retry() -> None:

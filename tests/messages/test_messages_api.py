@@ -17,7 +17,8 @@ from smsgateway.models.messages import Message
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event
-from tests.helpers import make_due, new_client, send_message
+from tests.factories import make_client
+from tests.helpers import make_due, send_message
 
 PHONE = "+33612345678"
 DESIGN_FIELDS = {
@@ -227,7 +228,7 @@ async def test_another_client_cannot_see_or_cancel_a_message(
     http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
 ) -> None:
     message = await _send(http, auth)
-    other, _ = await new_client(runtime, "other marketplace")
+    other = (await make_client(runtime, "other marketplace")).auth
 
     hidden = await http.get(f"/v1/messages/{message['id']}", headers=other)
     problem = _assert_problem(hidden, 404)

@@ -23,7 +23,8 @@ from smsgateway.messages.schedule import (
 )
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
-from tests.helpers import balance, make_due, new_client, send_message
+from tests.factories import make_client
+from tests.helpers import balance, make_due, send_message
 
 PARIS_NUMBER = "+33612345678"
 NEW_YORK_NUMBER = "+12125551234"
@@ -243,17 +244,17 @@ async def test_a_held_message_is_sent_at_its_time_and_not_before(
 async def test_cancelling_a_deferred_message_returns_its_credits(
     http: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher, provider: FakeProvider
 ) -> None:
-    auth, client_id = await new_client(runtime, "deferring shop", quota=Decimal(5))
+    shop = await make_client(runtime, "deferring shop", quota=5)
     later = datetime.now(UTC) + timedelta(days=1)
     message = await send_message(
-        http, auth, to=PARIS_NUMBER, text="a" * 200, send_at=later.isoformat()
+        http, shop.auth, to=PARIS_NUMBER, text="a" * 200, send_at=later.isoformat()
     )
     assert message["credits"] == 2
-    account = (await http.get("/v1/account", headers=auth)).json()
+    account = (await http.get("/v1/account", headers=shop.auth)).json()
     assert account["credits_left"] == 3
 
-    cancelled = await http.delete(f"/v1/messages/{message['id']}", headers=auth)
+    cancelled = await http.delete(f"/v1/messages/{message['id']}", headers=shop.auth)
     assert cancelled.json()["status"] == "cancelled"
-    assert await balance(runtime, client_id) == Decimal(5)
+    assert await balance(runtime, shop.id) == Decimal(5)
     assert await dispatcher.run_once() == 0
     assert provider.sent == []

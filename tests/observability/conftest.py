@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 
-from smsgateway.clients.service import create_client
 from smsgateway.config import Settings
 from smsgateway.observability.provider import instrument
 from smsgateway.runtime import Runtime
+from tests.factories import make_client
 
 
 @pytest.fixture
@@ -27,12 +25,10 @@ def observed(runtime: Runtime) -> Runtime:
 @pytest.fixture
 async def shop_auth(observed: Runtime) -> dict[str, str]:
     """A client with a quota of 100 credits, an alert threshold and a webhook URL."""
-    async with observed.sessionmaker() as session, session.begin():
-        created = await create_client(
-            session,
-            name="shop",
-            quota=Decimal(100),
-            alert_threshold=Decimal(10),
-            webhook_url="https://shop.example/hooks",
-        )
-    return {"Authorization": f"Bearer {created.api_key}"}
+    shop = await make_client(
+        observed,
+        quota=100,
+        alert_threshold=10,
+        webhook_url="https://shop.example/hooks",
+    )
+    return shop.auth

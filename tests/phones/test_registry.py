@@ -12,7 +12,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from smsgateway.clients.service import create_client
 from smsgateway.config import Settings
 from smsgateway.db import utcnow
 from smsgateway.messages.dispatcher import Dispatcher
@@ -26,6 +25,7 @@ from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from smsgateway.texts import verification_text
 from tests.conftest import booking_event
+from tests.factories import make_client, make_number_state
 
 ANNA = "+33601020304"
 MARC = "+33611223344"
@@ -44,9 +44,7 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def api_key(runtime: Runtime) -> str:
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name="marketplace", webhook_url=WEBHOOK_URL)
-    return created.api_key
+    return (await make_client(runtime, "marketplace", webhook_url=WEBHOOK_URL)).api_key
 
 
 async def put_phone(
@@ -281,9 +279,7 @@ async def test_registrations_are_per_client(
     http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
 ) -> None:
     await put_phone(http, auth)
-    async with runtime.sessionmaker() as session, session.begin():
-        other = await create_client(session, name="other-marketplace")
-    other_auth = {"Authorization": f"Bearer {other.api_key}"}
+    other_auth = (await make_client(runtime, "other-marketplace")).auth
     unknown = await http.get("/v1/users/u-1/phone", headers=other_auth)
     assert_problem(unknown, 404, "phone-not-found")
     # The same user_ref and number at another client is a registration of its own.
@@ -293,9 +289,8 @@ async def test_registrations_are_per_client(
 async def test_no_credits_means_402_and_nothing_stored(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    async with runtime.sessionmaker() as session, session.begin():
-        broke = await create_client(session, name="broke", quota=Decimal(0))
-    response = await put_phone(http, {"Authorization": f"Bearer {broke.api_key}"})
+    broke = await make_client(runtime, "broke", quota=0)
+    response = await put_phone(http, broke.auth)
     body = assert_problem(response, 402, "insufficient-credits")
     assert body["credits_needed"] == 1
     assert await count(runtime, UserPhone) == 0
@@ -303,11 +298,10 @@ async def test_no_credits_means_402_and_nothing_stored(
 
 
 async def test_the_verification_sms_is_charged(http: httpx.AsyncClient, runtime: Runtime) -> None:
-    async with runtime.sessionmaker() as session, session.begin():
-        client = await create_client(session, name="paying", quota=Decimal(10))
-    await put_phone(http, {"Authorization": f"Bearer {client.api_key}"})
+    paying = await make_client(runtime, "paying", quota=10)
+    await put_phone(http, paying.auth)
     async with runtime.sessionmaker() as session:
-        row = await session.get(ApiClient, client.client.id)
+        row = await session.get(ApiClient, paying.id)
         assert row is not None
         assert row.balance == Decimal(9)
 
@@ -319,8 +313,7 @@ async def test_an_opted_out_number_is_registered_but_gets_no_sms(
     provider: FakeProvider,
     runtime: Runtime,
 ) -> None:
-    async with runtime.sessionmaker() as session, session.begin():
-        session.add(NumberState(number=ANNA, opted_out_at=utcnow(), updated_at=utcnow()))
+    await make_number_state(runtime, ANNA, opted_out=True)
     response = await put_phone(http, auth)
     assert response.status_code == 201
     assert response.json()["status"] == "opted_out"
@@ -491,9 +484,8 @@ async def test_a_yes_reply_verifies_pending_registrations_of_every_client(
     http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
 ) -> None:
     await put_phone(http, auth)
-    async with runtime.sessionmaker() as session, session.begin():
-        other = await create_client(session, name="other", webhook_url=WEBHOOK_URL + "/2")
-    await put_phone(http, {"Authorization": f"Bearer {other.api_key}"}, "anna")
+    other = await make_client(runtime, "other", webhook_url=WEBHOOK_URL + "/2")
+    await put_phone(http, other.auth, "anna")
     await put_phone(http, auth, "u-code", method="code")  # not verified by a reply
 
     async with runtime.sessionmaker() as session, session.begin():

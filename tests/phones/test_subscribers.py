@@ -10,7 +10,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from smsgateway.clients.service import create_client
 from smsgateway.config import Settings
 from smsgateway.db import utcnow
 from smsgateway.messages.dispatcher import Dispatcher
@@ -21,6 +20,7 @@ from smsgateway.pricing import Pricing
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event
+from tests.factories import make_client, make_number_state
 
 ANNA = "+33601020304"
 MARC = "+33611223344"
@@ -49,19 +49,6 @@ async def mark_verified(runtime: Runtime, user_ref: str) -> None:
         phone.status, phone.verified_at = "verified", utcnow()
 
 
-async def set_state(runtime: Runtime, number: str, *, opted_out: bool, suspended: bool) -> None:
-    now = utcnow()
-    async with runtime.sessionmaker() as session, session.begin():
-        session.add(
-            NumberState(
-                number=number,
-                opted_out_at=now if opted_out else None,
-                suspended_at=now if suspended else None,
-                updated_at=now,
-            )
-        )
-
-
 async def status_of(http: httpx.AsyncClient, auth: dict[str, str], user_ref: str) -> str:
     status: str = (await http.get(f"/v1/users/{user_ref}/phone", headers=auth)).json()["status"]
     return status
@@ -76,9 +63,9 @@ async def test_get_shows_opted_out_and_suspended_before_verification(
     await register(http, auth, "joe", JOE)
     for user_ref in ("anna", "marc", "piotr"):
         await mark_verified(runtime, user_ref)
-    await set_state(runtime, ANNA, opted_out=True, suspended=False)
-    await set_state(runtime, MARC, opted_out=False, suspended=True)
-    await set_state(runtime, PIOTR, opted_out=True, suspended=True)
+    await make_number_state(runtime, ANNA, opted_out=True)
+    await make_number_state(runtime, MARC, suspended=True)
+    await make_number_state(runtime, PIOTR, opted_out=True, suspended=True)
 
     assert await status_of(http, auth, "anna") == "opted_out"
     assert await status_of(http, auth, "marc") == "suspended"
@@ -95,11 +82,10 @@ async def test_subscriber_list_with_status_filter_and_credits_per_sms(
     await register(http, auth, "piotr", PIOTR)
     await register(http, auth, "joe", JOE)
     await mark_verified(runtime, "piotr")
-    await set_state(runtime, MARC, opted_out=True, suspended=False)
-    await set_state(runtime, JOE, opted_out=False, suspended=True)
-    async with runtime.sessionmaker() as session, session.begin():
-        other = await create_client(session, name="other")
-    await register(http, {"Authorization": f"Bearer {other.api_key}"}, "zoe", "+33612345678")
+    await make_number_state(runtime, MARC, opted_out=True)
+    await make_number_state(runtime, JOE, suspended=True)
+    other = await make_client(runtime, "other")
+    await register(http, other.auth, "zoe", "+33612345678")
 
     listed = await http.get("/v1/phones", headers=auth)
     assert listed.status_code == 200
@@ -208,9 +194,8 @@ async def test_suspend_blocks_booking_sms_and_reactivate_lets_them_go(
 async def test_suspending_blocks_and_refunds_messages_still_queued(
     http: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher, provider: FakeProvider
 ) -> None:
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name="paying", quota=Decimal(10))
-    auth = {"Authorization": f"Bearer {created.api_key}"}
+    paying = await make_client(runtime, "paying", quota=10)
+    auth = paying.auth
     verification_id = (await register(http, auth, "anna", ANNA))["verification"]["message_id"]
     first = await http.patch(f"/v1/phones/{ANNA}", json={"status": "suspended"}, headers=auth)
     # Suspending twice keeps the first time.
@@ -221,7 +206,7 @@ async def test_suspending_blocks_and_refunds_messages_still_queued(
     assert provider.sent == []
     async with runtime.sessionmaker() as session:
         message = await session.get(Message, verification_id)
-        client = await session.get(ApiClient, created.client.id)
+        client = await session.get(ApiClient, paying.id)
     assert message is not None and client is not None
     assert (message.status, message.reason) == ("blocked", "suspended")
     assert client.balance == Decimal(10)
@@ -231,7 +216,7 @@ async def test_an_opted_out_number_stays_opted_out_when_reactivated(
     http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
 ) -> None:
     await register(http, auth, "anna", ANNA)
-    await set_state(runtime, ANNA, opted_out=True, suspended=True)
+    await make_number_state(runtime, ANNA, opted_out=True, suspended=True)
     response = await http.patch(f"/v1/phones/{ANNA}", json={"status": "active"}, headers=auth)
     assert response.status_code == 200
     assert response.json()["status"] == "opted_out"
@@ -241,9 +226,8 @@ async def test_an_opted_out_number_stays_opted_out_when_reactivated(
 async def test_only_numbers_of_the_clients_users_can_be_suspended(
     http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
 ) -> None:
-    async with runtime.sessionmaker() as session, session.begin():
-        other = await create_client(session, name="other")
-    await register(http, {"Authorization": f"Bearer {other.api_key}"}, "anna", ANNA)
+    other = await make_client(runtime, "other")
+    await register(http, other.auth, "anna", ANNA)
     response = await http.patch(f"/v1/phones/{ANNA}", json={"status": "suspended"}, headers=auth)
     assert response.status_code == 404
     assert response.json()["type"].endswith("/phone-not-found")

@@ -19,7 +19,8 @@ from smsgateway.providers.fake import FakeProvider
 from smsgateway.replies.poller import ReplyPoller
 from smsgateway.runtime import Runtime
 from tests.conftest import CALLBACK_TOKEN, booking_event
-from tests.helpers import balance, first_message, new_client
+from tests.factories import make_client
+from tests.helpers import balance, first_message
 
 MARC = "+33611223344"  # the offeror of the example event
 INCOMING = f"/v1/providers/ovh/{CALLBACK_TOKEN}/incoming"
@@ -28,8 +29,8 @@ INCOMING = f"/v1/providers/ovh/{CALLBACK_TOKEN}/incoming"
 @pytest.fixture
 async def hooked(runtime: Runtime) -> dict[str, str]:
     """A client with a webhook URL, so webhook rows are written."""
-    auth, _ = await new_client(runtime, "hooked", webhook_url="https://marketplace.test/hooks")
-    return auth
+    hooked = await make_client(runtime, "hooked", webhook_url="https://marketplace.test/hooks")
+    return hooked.auth
 
 
 async def _reply(http: httpx.AsyncClient, text: str, sms_id: str, sender: str = MARC) -> str:
@@ -169,14 +170,14 @@ async def test_stop_blocks_messages_already_queued_and_refunds_them(
     http: httpx.AsyncClient,
     runtime: Runtime,
 ) -> None:
-    auth, client_id = await new_client(runtime, "budget", quota=Decimal(10))
-    waiting = await _request(http, auth, "b-1", "Kayak", "e-1")
+    shop = await make_client(runtime, "budget", quota=10)
+    waiting = await _request(http, shop.auth, "b-1", "Kayak", "e-1")
     assert waiting["status"] == "queued"
     # The number STOPs before the dispatcher took the message.
     await http.get(f"/v1/providers/ovh/{CALLBACK_TOKEN}/stop", params={"sender": MARC})
-    message = (await http.get(f"/v1/messages/{waiting['id']}", headers=auth)).json()
+    message = (await http.get(f"/v1/messages/{waiting['id']}", headers=shop.auth)).json()
     assert (message["status"], message["reason"]) == ("blocked", "opted_out")
-    assert await balance(runtime, client_id) == Decimal(10)
+    assert await balance(runtime, shop.id) == Decimal(10)
 
 
 async def test_provider_stop_callback_opts_out_without_confirmation(

@@ -5,28 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from decimal import Decimal
 
 import httpx
 import respx
 from sqlalchemy import select
 
-from smsgateway.clients.service import create_client
 from smsgateway.db import utcnow
-from smsgateway.models.clients import ApiClient
 from smsgateway.models.webhooks import WebhookDelivery
 from smsgateway.runtime import Runtime
 from smsgateway.webhooks.sender import WebhookSender
 from smsgateway.webhooks.service import enqueue
 from smsgateway.webhooks.signing import SIGNATURE_HEADER, signature_header, verify
+from tests.factories import make_client
 
 HOOK = "https://marketplace.test/hooks/sms"
-
-
-async def _client_with_hook(runtime: Runtime) -> ApiClient:
-    async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name="shop", quota=Decimal(10), webhook_url=HOOK)
-    return created.client
 
 
 async def _delivery(runtime: Runtime, delivery_id: str) -> WebhookDelivery:
@@ -37,7 +29,7 @@ async def _delivery(runtime: Runtime, delivery_id: str) -> WebhookDelivery:
 
 
 async def test_receiver_failing_twice_gets_the_event_once_acknowledged(runtime: Runtime) -> None:
-    client = await _client_with_hook(runtime)
+    client = (await make_client(runtime, quota=10, webhook_url=HOOK)).row
     async with runtime.sessionmaker() as session, session.begin():
         delivery = enqueue(session, client, "phone.verified", {"user_ref": "u-1"})
     assert delivery is not None
@@ -83,7 +75,7 @@ async def test_receiver_failing_twice_gets_the_event_once_acknowledged(runtime: 
 
 
 async def test_gives_up_after_max_attempts(runtime: Runtime) -> None:
-    client = await _client_with_hook(runtime)
+    client = (await make_client(runtime, quota=10, webhook_url=HOOK)).row
     async with runtime.sessionmaker() as session, session.begin():
         delivery = enqueue(session, client, "quota.low", {"credits_left": 1.0})
     assert delivery is not None
@@ -100,9 +92,9 @@ async def test_gives_up_after_max_attempts(runtime: Runtime) -> None:
 
 
 async def test_no_webhook_url_means_no_outbox_row(runtime: Runtime) -> None:
+    quiet = await make_client(runtime, "quiet")
     async with runtime.sessionmaker() as session, session.begin():
-        created = await create_client(session, name="quiet")
-        assert enqueue(session, created.client, "quota.low", {}) is None
+        assert enqueue(session, quiet.row, "quota.low", {}) is None
     async with runtime.sessionmaker() as session:
         assert (await session.scalars(select(WebhookDelivery))).all() == []
 

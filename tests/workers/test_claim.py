@@ -7,11 +7,11 @@ from datetime import timedelta
 from sqlalchemy import and_, select
 from sqlalchemy.dialects import postgresql
 
-from smsgateway.clients.service import create_client
 from smsgateway.db import utcnow
 from smsgateway.models.webhooks import WebhookDelivery
 from smsgateway.runtime import Runtime
 from smsgateway.workers.claim import claim_rows, default_worker_id
+from tests.factories import make_client
 
 
 def test_the_claim_locks_skipping_held_rows_in_a_materialised_cte() -> None:
@@ -37,8 +37,8 @@ def test_the_claim_locks_skipping_held_rows_in_a_materialised_cte() -> None:
 
 async def test_a_claim_takes_at_most_its_limit_oldest_first(runtime: Runtime) -> None:
     now = utcnow()
+    client_id = (await make_client(runtime, "claims")).id
     async with runtime.sessionmaker() as session, session.begin():
-        client_id = (await create_client(session, name="claims")).client.id
         for n in range(5):
             session.add(
                 WebhookDelivery(
