@@ -14,7 +14,9 @@ from smsgateway.runtime import Runtime
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"metrics_cache_seconds": 0.0})
+    return settings.model_copy(
+        update={"metrics": settings.metrics.model_copy(update={"cache_seconds": 0.0})}
+    )
 
 
 @pytest.fixture

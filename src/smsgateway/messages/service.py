@@ -46,7 +46,9 @@ def build_message(
     caller worked out: pacing, marketing hours), else ``send_at``, else now;
     with ``quiet_hours`` that moment is moved out of the recipient's quiet hours.
     """
-    parts = analyse(text, stop_clause=not no_stop_clause, smart=runtime.settings.smart_encoding)
+    parts = analyse(
+        text, stop_clause=not no_stop_clause, smart=runtime.settings.templates.smart_encoding
+    )
     now = utcnow()
     due = due_at or send_at or now
     if quiet_hours:
@@ -85,7 +87,7 @@ def build_message(
         quiet_hours=quiet_hours,
         valid_until=(
             # From when it may go: a message held by quiet hours is not stale at 8:00.
-            due + timedelta(hours=runtime.settings.message_validity_hours)
+            due + timedelta(hours=runtime.settings.dispatch.message_validity_hours)
             if status == Status.QUEUED
             else None
         ),
