@@ -5,6 +5,10 @@ group's prefix plus the field name (``SMSGW_OVH_`` + ``sender``), or the variabl
 field names itself (``SMSGW_LEASE_SECONDS``). The variable is each field's validation
 alias, so an error in the environment names the variable to fix; in Python a field is
 given by its name (``OvhSettings(sender="Acme")``).
+
+A new setting goes into the group of its concern (``groups.py``) under a flat
+``SMSGW_*`` name, never a nested one (``SMSGW_OVH__SENDER``); ``tests/test_config.py``
+lists every variable.
 """
 
 from __future__ import annotations
