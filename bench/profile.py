@@ -43,11 +43,21 @@ from bench.report import booking_event
 async def _statements(database_url: str, count: int) -> dict[str, Any]:
     from smsgateway.app import create_app
     from smsgateway.clients.service import create_client
-    from smsgateway.config import Settings
+    from smsgateway.config import (
+        DatabaseSettings,
+        LogSettings,
+        ProviderSettings,
+        Settings,
+        VerificationSettings,
+    )
     from smsgateway.providers.fake import FakeProvider
     from smsgateway.runtime import build_runtime
 
-    settings = Settings(database_url=database_url, require_verified_phone=False, access_log=False)
+    settings = Settings(
+        database=DatabaseSettings(url=database_url),
+        verification=VerificationSettings(required=False),
+        log=LogSettings(access_log=False),
+    )
     runtime = build_runtime(settings, provider=FakeProvider())
     seen: list[str] = []
     checkouts = [0]
@@ -93,10 +103,10 @@ async def _dispatch_statements(database_url: str, count: int) -> dict[str, Any]:
     from smsgateway.runtime import build_runtime
 
     settings = Settings(
-        database_url=database_url,
-        require_verified_phone=False,
-        access_log=False,
-        provider_calls_per_minute=0,
+        database=DatabaseSettings(url=database_url),
+        verification=VerificationSettings(required=False),
+        log=LogSettings(access_log=False),
+        provider=ProviderSettings(calls_per_minute=0),
     )
     runtime = build_runtime(settings, provider=FakeProvider())
     async with runtime.sessionmaker() as session, session.begin():

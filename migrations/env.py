@@ -18,7 +18,7 @@ target_metadata = Base.metadata
 
 def _url() -> str:
     url = context.config.get_main_option("sqlalchemy.url")
-    return url or get_settings().database_url
+    return url or get_settings().database.url
 
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:

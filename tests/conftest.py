@@ -17,7 +17,17 @@ import pytest
 from sqlalchemy import make_url, text
 
 from smsgateway.app import create_app
-from smsgateway.config import Settings
+from smsgateway.config import (
+    ApiSettings,
+    DatabaseSettings,
+    DeliveryReportSettings,
+    DispatchSettings,
+    ProviderSettings,
+    ReminderSettings,
+    Settings,
+    VerificationSettings,
+    WorkerSettings,
+)
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.migrate import upgrade
 from smsgateway.models import Base
@@ -58,19 +68,23 @@ def is_postgres(database_url: str) -> bool:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(
-        database_url=database_url,
-        callback_token=CALLBACK_TOKEN,  # type: ignore[arg-type]
-        admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
-        require_verified_phone=False,
-        retry_base_seconds=0.01,
-        retry_max_seconds=0.05,
-        worker_poll_seconds=0.05,
-        uncertain_settle_seconds=0,
-        # The example event's dates are near: automatic reminders would add messages
-        # to most tests, depending on the day. tests/events/test_reminders.py turns them on.
-        reminders_enabled=False,
-        provider_calls_per_minute=0,
-        dlr_check_interval_seconds=0,
+        database=DatabaseSettings(url=database_url),
+        api=ApiSettings(
+            callback_token=CALLBACK_TOKEN,  # type: ignore[arg-type]
+            admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
+        ),
+        verification=VerificationSettings(required=False),
+        dispatch=DispatchSettings(
+            retry_base_seconds=0.01, retry_max_seconds=0.05, uncertain_settle_seconds=0
+        ),
+        worker=WorkerSettings(poll_seconds=0.05),
+        reminders=ReminderSettings(
+            # The example event's dates are near: automatic reminders would add messages
+            # to most tests, depending on the day. tests/events/test_reminders.py turns them on.
+            enabled=False,
+        ),
+        provider=ProviderSettings(calls_per_minute=0),
+        delivery_reports=DeliveryReportSettings(check_interval_seconds=0),
     )
 
 

@@ -32,7 +32,9 @@ TWO_PARTS = "a" * 161  # 161 septets: two GSM-7 parts
 def settings(settings: Settings, tmp_path: Path) -> Settings:
     path = tmp_path / "pricing.json"
     path.write_text(json.dumps(PRICING), encoding="utf-8")
-    return settings.model_copy(update={"pricing_file": path})
+    return settings.model_copy(
+        update={"pricing": settings.pricing.model_copy(update={"file": path})}
+    )
 
 
 async def test_mixed_list_is_priced_per_country_and_nothing_is_stored(

@@ -39,7 +39,9 @@ def unreachable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def down(unreachable_url: str, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app whose database cannot be reached."""
-    broken = settings.model_copy(update={"database_url": unreachable_url})
+    broken = settings.model_copy(
+        update={"database": settings.database.model_copy(update={"url": unreachable_url})}
+    )
     provider = FakeProvider()
     runtime = build_runtime(broken, provider=provider)
     app = create_app(runtime=runtime)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from smsgateway.config import Settings
+from smsgateway.config import PricingSettings, Settings
 from smsgateway.pricing import Pricing, PricingFileError, load_pricing
 from smsgateway.runtime import build_pricing
 
@@ -23,7 +23,7 @@ def write(tmp_path: Path, content: Any) -> Path:
 
 
 def test_built_in_default_is_one_credit_per_part_at_seven_cents() -> None:
-    pricing = build_pricing(Settings(_env_file=None))
+    pricing = build_pricing(Settings())
     assert pricing == Pricing(Decimal(1), Decimal("0.07"), "EUR", {})
     price = pricing.price("FR", 3)
     assert (price.credits, price.cost) == (Decimal(3), Decimal("0.21"))
@@ -56,7 +56,7 @@ def test_omitted_fields_take_the_built_in_defaults(tmp_path: Path) -> None:
 
 def test_settings_pricing_file_is_used(tmp_path: Path) -> None:
     path = write(tmp_path, {"currency": "USD", "credit_price": 0.1})
-    settings = Settings(_env_file=None, pricing_file=path)
+    settings = Settings(pricing=PricingSettings(file=path))
     assert build_pricing(settings).currency == "USD"
 
 
@@ -90,6 +90,6 @@ def test_a_bad_file_is_a_clear_error(tmp_path: Path, content: Any, message: str)
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, pricing_file=tmp_path / "nope.json")
+    settings = Settings(pricing=PricingSettings(file=tmp_path / "nope.json"))
     with pytest.raises(PricingFileError, match=r"nope\.json: cannot be read"):
         build_pricing(settings)

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from smsgateway.app import create_app
 from smsgateway.clients.service import create_client
-from smsgateway.config import Settings
+from smsgateway.config import ApiSettings, DatabaseSettings, Settings, VerificationSettings
 from smsgateway.db import session_factory
 from smsgateway.models import Base
 from tests.conftest import ADMIN_TOKEN, CALLBACK_TOKEN
@@ -79,10 +79,12 @@ def api(database_url: str) -> Iterator[dict[str, Any]]:
     """The app (its lifespan runs on schemathesis' own event loop) and a client's key."""
     app = create_app(
         Settings(
-            database_url=database_url,
-            admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
-            callback_token=CALLBACK_TOKEN,  # type: ignore[arg-type]
-            require_verified_phone=False,
+            database=DatabaseSettings(url=database_url),
+            api=ApiSettings(
+                admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
+                callback_token=CALLBACK_TOKEN,  # type: ignore[arg-type]
+            ),
+            verification=VerificationSettings(required=False),
         )
     )
     api_key = asyncio.run(_new_api_key(database_url))

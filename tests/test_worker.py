@@ -46,12 +46,10 @@ async def test_every_loop_logs_a_bug_and_runs_again(
     calls: Counter[str] = Counter()
     for owner, method, name in PASSES:
         monkeypatch.setattr(owner, method, _failing_once(calls, name, getattr(owner, method)))
-    for interval in (
-        "dlr_check_interval_seconds",
-        "incoming_poll_seconds",
-        "blacklist_sync_seconds",
-    ):
-        setattr(runtime.settings, interval, 0.05)  # on, and often
+    # On, and often.
+    runtime.settings.delivery_reports.check_interval_seconds = 0.05
+    runtime.settings.replies.incoming_poll_seconds = 0.05
+    runtime.settings.replies.blacklist_sync_seconds = 0.05
     caplog.set_level(logging.ERROR)
     stop = asyncio.Event()
     worker = asyncio.create_task(run_workers(runtime, stop))

@@ -65,8 +65,8 @@ def create_app(
     describe_problems(app)
     app.add_middleware(
         BodySizeLimit,
-        default_limit=settings.max_body_bytes,
-        path_limits=settings.max_body_bytes_by_path,
+        default_limit=settings.api.max_body_bytes,
+        path_limits=settings.api.max_body_bytes_by_path,
     )
     # Access log lines carry paths: no callback token or phone number may reach them.
     install_log_scrubbing("smsgateway.access", "uvicorn.access")
@@ -75,7 +75,7 @@ def create_app(
     # Observability: GET /metrics, and a request id, access log line and HTTP metrics
     # for every request. Added last, so it wraps every other middleware.
     app.include_router(metrics_router)
-    app.add_middleware(ObservabilityMiddleware, access_log=settings.access_log)
+    app.add_middleware(ObservabilityMiddleware, access_log=settings.log.access_log)
     return app
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def _configure_logging(settings: Settings) -> None:
     from smsgateway.observability.logging import configure_logging
 
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log.level, settings.log.format)
 
 
 # With --workers N uvicorn starts N processes that import the app by name: these
@@ -52,11 +52,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from smsgateway.app import create_app
     from smsgateway.migrate import upgrade
 
-    upgrade(settings.database_url)
+    upgrade(settings.database.url)
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
-        "log_level": settings.log_level.lower(),
+        "log_level": settings.log.level.lower(),
         # Our logging (configured in main) stays; uvicorn's access log is replaced by ours.
         "log_config": None,
         "access_log": False,
@@ -116,11 +116,11 @@ async def _run_worker(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     metrics_server = None
-    if settings.worker_metrics_port is not None:
+    if settings.metrics.worker_port is not None:
         from smsgateway.observability.metrics import serve_worker_metrics
 
         metrics_server = serve_worker_metrics(
-            runtime, settings.worker_metrics_host, settings.worker_metrics_port
+            runtime, settings.metrics.worker_host, settings.metrics.worker_port
         )
     try:
         await run_workers(runtime, stop)
@@ -143,7 +143,7 @@ def _worker(_args: argparse.Namespace, settings: Settings) -> int:
 def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
     from smsgateway.migrate import upgrade
 
-    upgrade(settings.database_url)
+    upgrade(settings.database.url)
     print("database is up to date")
     return 0
 

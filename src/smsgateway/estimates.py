@@ -151,14 +151,16 @@ async def estimate(body: EstimateIn, session: SessionDep, runtime: RuntimeDep) -
     else:
         assert body.text is not None  # guaranteed by EstimateIn._one_source
         text = body.text
-    parts = analyse(text, stop_clause=not body.no_stop_clause, smart=settings.smart_encoding)
+    parts = analyse(
+        text, stop_clause=not body.no_stop_clause, smart=settings.templates.smart_encoding
+    )
 
     pricing = runtime.pricing
     recipients: list[RecipientEstimate] = []
     invalid: list[InvalidRecipient] = []
     for raw in body.to:
         try:
-            number = normalise(raw, settings.default_region)
+            number = normalise(raw, settings.locale.default_region)
         except InvalidNumber as exc:
             invalid.append(InvalidRecipient(to=raw, reason=exc.reason, detail=str(exc)))
             continue

@@ -7,14 +7,14 @@ from typing import Any
 
 import yaml
 
-from smsgateway.config import Settings
+from smsgateway.config import DatabaseSettings, Settings
 
 
 def openapi_document() -> dict[str, Any]:
     from smsgateway.app import create_app
 
     # Built from defaults only, so the document never depends on the environment.
-    app = create_app(Settings(_env_file=None, database_url="sqlite+aiosqlite://"))
+    app = create_app(Settings(database=DatabaseSettings(url="sqlite+aiosqlite://")))
     return app.openapi()
 
 

@@ -54,7 +54,7 @@ class Runtime:
 
 
 def build_provider(settings: Settings) -> SmsProvider:
-    if settings.provider == "fake":
+    if settings.provider.name == "fake":
         from smsgateway.providers.fake import FakeProvider
 
         return FakeProvider()
@@ -63,25 +63,25 @@ def build_provider(settings: Settings) -> SmsProvider:
     missing = [
         name
         for name, value in (
-            ("SMSGW_OVH_APPLICATION_KEY", settings.ovh_application_key),
-            ("SMSGW_OVH_APPLICATION_SECRET", settings.ovh_application_secret),
-            ("SMSGW_OVH_CONSUMER_KEY", settings.ovh_consumer_key),
-            ("SMSGW_OVH_SERVICE_NAME", settings.ovh_service_name),
+            ("SMSGW_OVH_APPLICATION_KEY", settings.ovh.application_key),
+            ("SMSGW_OVH_APPLICATION_SECRET", settings.ovh.application_secret),
+            ("SMSGW_OVH_CONSUMER_KEY", settings.ovh.consumer_key),
+            ("SMSGW_OVH_SERVICE_NAME", settings.ovh.service_name),
         )
         if not value
     ]
     if missing:
         raise RuntimeError("provider 'ovh' needs " + ", ".join(missing))
-    assert settings.ovh_application_key and settings.ovh_application_secret
-    assert settings.ovh_consumer_key and settings.ovh_service_name
+    assert settings.ovh.application_key and settings.ovh.application_secret
+    assert settings.ovh.consumer_key and settings.ovh.service_name
     return build_ovh_provider(
-        endpoint=settings.ovh_endpoint,
-        application_key=settings.ovh_application_key.get_secret_value(),
-        application_secret=settings.ovh_application_secret.get_secret_value(),
-        consumer_key=settings.ovh_consumer_key.get_secret_value(),
-        service_name=settings.ovh_service_name,
-        sender=settings.ovh_sender or None,
-        timeout=settings.ovh_timeout_seconds,
+        endpoint=settings.ovh.endpoint,
+        application_key=settings.ovh.application_key.get_secret_value(),
+        application_secret=settings.ovh.application_secret.get_secret_value(),
+        consumer_key=settings.ovh.consumer_key.get_secret_value(),
+        service_name=settings.ovh.service_name,
+        sender=settings.ovh.sender or None,
+        timeout=settings.ovh.timeout_seconds,
     )
 
 
@@ -91,12 +91,12 @@ def build_pricing(settings: Settings) -> Pricing:
     Raises ``PricingFileError`` (a ``RuntimeError``) for a bad file, so a typo stops
     the service at start instead of mispricing every message.
     """
-    if settings.pricing_file is not None:
-        return load_pricing(settings.pricing_file)
+    if settings.pricing.file is not None:
+        return load_pricing(settings.pricing.file)
     return Pricing(
-        default_credits_per_part=Decimal(str(settings.credits_per_part)),
-        credit_price=Decimal(str(settings.credit_price)),
-        currency=settings.currency,
+        default_credits_per_part=Decimal(str(settings.pricing.credits_per_part)),
+        credit_price=Decimal(str(settings.pricing.credit_price)),
+        currency=settings.pricing.currency,
     )
 
 
@@ -108,7 +108,7 @@ def build_runtime(
     A ``provider`` given by the caller (tests) is used as it is: wrap it with
     ``observability.provider.instrument`` to have its calls measured.
     """
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    engine = create_engine(settings.database.url, pool_size=settings.database.pool_size)
     metrics = metrics or Metrics()
     return Runtime(
         settings=settings,
@@ -117,6 +117,6 @@ def build_runtime(
         provider=provider or instrument(build_provider(settings), metrics),
         pricing=build_pricing(settings),
         metrics=metrics,
-        client_cache=ClientCache(settings.client_cache_seconds),
-        template_cache=TemplateCache(settings.template_cache_seconds),
+        client_cache=ClientCache(settings.api.client_cache_seconds),
+        template_cache=TemplateCache(settings.templates.cache_seconds),
     )

@@ -66,7 +66,9 @@ UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 def check_admin(runtime: Runtime, credentials: HTTPAuthorizationCredentials | None) -> None:
     """Refuse (401) anything but the admin token."""
     expected = (
-        runtime.settings.admin_token.get_secret_value() if runtime.settings.admin_token else ""
+        runtime.settings.api.admin_token.get_secret_value()
+        if runtime.settings.api.admin_token
+        else ""
     )
     given = credentials.credentials if credentials else ""
     # An unset or empty token never matches: an empty one must not open admin routes.

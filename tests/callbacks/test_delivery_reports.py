@@ -254,7 +254,7 @@ async def test_a_wrong_token_is_not_found(
 async def test_no_configured_token_means_no_callbacks(
     http: httpx.AsyncClient, auth: dict[str, str], message_id: str, runtime: Runtime
 ) -> None:
-    runtime.settings.callback_token = None
+    runtime.settings.api.callback_token = None
     response = await _report(http, dlr=1, ptt=4)
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"

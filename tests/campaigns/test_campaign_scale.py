@@ -91,7 +91,10 @@ async def test_the_worker_creates_thousands_of_paced_messages_in_batches(
 ) -> None:
     rows = 5_000
     runtime.settings = runtime.settings.model_copy(
-        update={"marketing_hours_enabled": False, "campaign_rate_per_second": 50.0}
+        update={
+            "marketing": runtime.settings.marketing.model_copy(update={"hours_enabled": False}),
+            "campaigns": runtime.settings.campaigns.model_copy(update={"rate_per_second": 50.0}),
+        }
     )
     shop = await make_client(runtime, "big shop", quota=rows)
     accepted = await _upload(

@@ -28,7 +28,10 @@ CSV = "number;name\n" + "".join(f"+3361000000{n};N{n}\n" for n in range(ROWS))
 @pytest.fixture
 def runtime(runtime: Runtime) -> Runtime:
     runtime.settings = runtime.settings.model_copy(
-        update={"campaign_batch_size": 2, "marketing_hours_enabled": False}
+        update={
+            "campaigns": runtime.settings.campaigns.model_copy(update={"batch_size": 2}),
+            "marketing": runtime.settings.marketing.model_copy(update={"hours_enabled": False}),
+        }
     )
     return runtime
 

@@ -76,7 +76,9 @@ async def _all_due(runtime: Runtime) -> None:
 
 def _now_worker(runtime: Runtime) -> CampaignWorker:
     """A worker whose messages are due at once: no marketing hours, the real clock."""
-    runtime.settings = runtime.settings.model_copy(update={"marketing_hours_enabled": False})
+    runtime.settings = runtime.settings.model_copy(
+        update={"marketing": runtime.settings.marketing.model_copy(update={"hours_enabled": False})}
+    )
     return CampaignWorker(runtime, worker_id="test-campaigns")
 
 
@@ -390,7 +392,11 @@ async def test_send_at_starts_the_campaign_later(http: httpx.AsyncClient, runtim
 
 async def test_an_upload_over_the_size_limit_is_a_413(runtime: Runtime) -> None:
     runtime.settings = runtime.settings.model_copy(
-        update={"max_body_bytes_by_path": {"/v1/campaigns": 4096}}
+        update={
+            "api": runtime.settings.api.model_copy(
+                update={"max_body_bytes_by_path": {"/v1/campaigns": 4096}}
+            )
+        }
     )
     shop = await make_client(runtime, quota=100)
     app = create_app(runtime=runtime)

@@ -76,7 +76,7 @@ async def test_forwarded_for_is_ignored_from_an_untrusted_peer(
 ) -> None:
     key = (await make_client(runtime, allowed_ips=["203.0.113.7"])).api_key
     assert (await call_from("198.51.100.1", key, ["203.0.113.7"])).status_code == 403
-    runtime.settings.trusted_proxies = ["10.0.0.0/8"]
+    runtime.settings.api.trusted_proxies = ["10.0.0.0/8"]
     assert (await call_from("198.51.100.1", key, ["203.0.113.7"])).status_code == 403
 
 
@@ -84,7 +84,7 @@ async def test_forwarded_for_is_believed_from_a_trusted_proxy(
     runtime: Runtime, call_from: Call
 ) -> None:
     key = (await make_client(runtime, allowed_ips=["203.0.113.7"])).api_key
-    runtime.settings.trusted_proxies = ["10.0.0.0/8", "192.0.2.10"]
+    runtime.settings.api.trusted_proxies = ["10.0.0.0/8", "192.0.2.10"]
     assert (await call_from("10.0.0.5", key, ["203.0.113.7"])).status_code == 200
     assert (await call_from("10.0.0.5", key, ["198.51.100.1"])).status_code == 403
     # Two proxies of ours in a row, and the header split over several lines.
@@ -97,7 +97,7 @@ async def test_a_spoofed_leftmost_forwarded_for_does_not_win(
     runtime: Runtime, call_from: Call
 ) -> None:
     key = (await make_client(runtime, allowed_ips=["203.0.113.7"])).api_key
-    runtime.settings.trusted_proxies = ["10.0.0.0/8"]
+    runtime.settings.api.trusted_proxies = ["10.0.0.0/8"]
     # The caller at 198.51.100.1 wrote "203.0.113.7"; our proxy appended what it saw.
     spoofed = await call_from("10.0.0.5", key, ["203.0.113.7, 198.51.100.1"])
     assert spoofed.status_code == 403

@@ -35,7 +35,7 @@ async def test_the_third_immediate_request_at_two_a_second_is_refused(
 async def test_the_server_default_applies_to_clients_without_their_own(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    runtime.settings.default_rate_limit_per_second = 1
+    runtime.settings.api.default_rate_limit_per_second = 1
     default = (await make_client(runtime, "shop")).auth
     own = (await make_client(runtime, "fast", rate_limit_per_second=100)).auth
     assert (await http.get("/v1/messages", headers=default)).status_code == 200

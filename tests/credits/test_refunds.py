@@ -77,7 +77,7 @@ async def test_blocked_and_rejected_messages_cost_nothing(
     client_id, auth = await client_with(runtime, "5")
     event = booking_event("booking.starting_soon")
     event["asker"]["phone"] = "+33 1"
-    runtime.settings.require_verified_phone = True
+    runtime.settings.verification.required = True
     response = await http.post("/v1/booking-events", json=event, headers=auth)
     statuses = sorted((m["status"], m["credits"]) for m in response.json()["messages"])
     assert statuses == [("blocked", 0), ("rejected", 0)]

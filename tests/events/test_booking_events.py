@@ -234,7 +234,7 @@ async def test_requires_an_api_key(http: httpx.AsyncClient) -> None:
 async def test_unverified_numbers_are_blocked_when_verification_is_required(
     http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
 ) -> None:
-    runtime.settings.require_verified_phone = True
+    runtime.settings.verification.required = True
     response = await http.post("/v1/booking-events", json=booking_event(), headers=auth)
     message = response.json()["messages"][0]
     assert (message["status"], message["reason"]) == ("blocked", "unverified")

@@ -64,7 +64,12 @@ PHONES = {"asker": "+33601020304", "offeror": "+33611223344"}
 @pytest.fixture
 async def ovh_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     provider = build_ovh_provider(BASE, APP_KEY, APP_SECRET, CONSUMER, SERVICE, sender=None)
-    runtime = build_runtime(settings.model_copy(update={"provider": "ovh"}), provider=provider)
+    runtime = build_runtime(
+        settings.model_copy(
+            update={"provider": settings.provider.model_copy(update={"name": "ovh"})}
+        ),
+        provider=provider,
+    )
     try:
         yield runtime
     finally:

@@ -32,7 +32,9 @@ ASKER, OFFEROR = "+33601020304", "+33611223344"
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"reminders_enabled": True})
+    return settings.model_copy(
+        update={"reminders": settings.reminders.model_copy(update={"enabled": True})}
+    )
 
 
 def _paris(days: int, hour: int, minute: int = 0) -> datetime:
@@ -137,7 +139,9 @@ async def test_accepted_schedules_a_reminder_for_each_party_a_day_before(
 async def test_the_lead_is_configurable(
     http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
 ) -> None:
-    runtime.settings = runtime.settings.model_copy(update={"reminder_lead_hours": 3})
+    runtime.settings = runtime.settings.model_copy(
+        update={"reminders": runtime.settings.reminders.model_copy(update={"lead_hours": 3})}
+    )
     starts_at = _paris(3, 15)
     answer = await _post(http, auth, _event("booking.accepted", starts_at))
     for reminder in answer["reminders"]:
@@ -362,7 +366,9 @@ async def test_accepting_the_request_cancels_its_expiring_soon_reminder(
 async def test_no_reminders_when_turned_off(
     http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
 ) -> None:
-    runtime.settings = runtime.settings.model_copy(update={"reminders_enabled": False})
+    runtime.settings = runtime.settings.model_copy(
+        update={"reminders": runtime.settings.reminders.model_copy(update={"enabled": False})}
+    )
     answer = await _post(http, auth, _event("booking.accepted", _paris(3, 15)))
     assert answer["reminders"] == []
 

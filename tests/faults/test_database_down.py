@@ -27,7 +27,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from smsgateway.app import create_app
-from smsgateway.config import Settings
+from smsgateway.config import (
+    DatabaseSettings,
+    DeliveryReportSettings,
+    DispatchSettings,
+    ProviderSettings,
+    ReplySettings,
+    Settings,
+    VerificationSettings,
+    WorkerSettings,
+)
 from smsgateway.errors import PROBLEM_JSON
 from smsgateway.models import Base
 from smsgateway.providers.fake import FakeProvider
@@ -76,17 +85,15 @@ async def direct(postgres_url: str) -> AsyncIterator[AsyncEngine]:
 async def proxied_runtime(postgres_url: str, proxy: TcpProxy) -> AsyncIterator[Runtime]:
     url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
     settings = Settings(
-        database_url=url.render_as_string(hide_password=False),
-        require_verified_phone=False,
-        retry_base_seconds=0.05,
-        retry_max_seconds=0.2,
-        worker_poll_seconds=0.1,
-        lease_seconds=2.0,
-        uncertain_settle_seconds=0.5,
-        incoming_poll_seconds=0,
-        blacklist_sync_seconds=0,
-        provider_calls_per_minute=0,
-        dlr_check_interval_seconds=0,
+        database=DatabaseSettings(url=url.render_as_string(hide_password=False)),
+        verification=VerificationSettings(required=False),
+        dispatch=DispatchSettings(
+            retry_base_seconds=0.05, retry_max_seconds=0.2, uncertain_settle_seconds=0.5
+        ),
+        worker=WorkerSettings(poll_seconds=0.1, lease_seconds=2.0),
+        replies=ReplySettings(incoming_poll_seconds=0, blacklist_sync_seconds=0),
+        provider=ProviderSettings(calls_per_minute=0),
+        delivery_reports=DeliveryReportSettings(check_interval_seconds=0),
     )
     runtime = build_runtime(settings, provider=FakeProvider())
     try:

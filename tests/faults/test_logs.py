@@ -50,7 +50,12 @@ def spellings(number: str) -> list[str]:
 async def ovh_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     provider = build_ovh_provider(BASE, APP_KEY, APP_SECRET, CONSUMER_KEY, SERVICE, sender=None)
     runtime = build_runtime(
-        settings.model_copy(update={"provider": "ovh", "ovh_service_name": SERVICE}),
+        settings.model_copy(
+            update={
+                "provider": settings.provider.model_copy(update={"name": "ovh"}),
+                "ovh": settings.ovh.model_copy(update={"service_name": SERVICE}),
+            }
+        ),
         provider=provider,
     )
     try:

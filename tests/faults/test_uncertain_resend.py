@@ -87,7 +87,14 @@ async def test_a_send_not_listed_yet_is_looked_up_again_after_the_settle_time(
     trust what it was told before the wait: the chaos test's remaining duplicates.
     """
     provider = ListsLate(lag=0.2)
-    runtime = build_runtime(settings.model_copy(update={"uncertain_settle_seconds": 0.4}), provider)
+    runtime = build_runtime(
+        settings.model_copy(
+            update={
+                "dispatch": settings.dispatch.model_copy(update={"uncertain_settle_seconds": 0.4})
+            }
+        ),
+        provider,
+    )
     try:
         response = await http.post(
             "/v1/messages", json={"to": "+33611223344", "text": "Listed late"}, headers=auth

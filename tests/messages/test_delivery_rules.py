@@ -48,7 +48,7 @@ async def test_identical_texts_go_as_one_job_with_ids_mapped_back(
     provider: FakeProvider,
     runtime: Runtime,
 ) -> None:
-    runtime.settings.batch_max_receivers = 5
+    runtime.settings.dispatch.batch_max_receivers = 5
     ids = {await _send(http, auth, number): number for number in NUMBERS}
     other = await _send(http, auth, NUMBERS[0], text="Another text")
     await dispatcher.run_once()
@@ -115,8 +115,8 @@ async def test_the_circuit_opens_after_repeated_failures_and_closes_after_a_prob
     provider: FakeProvider,
     runtime: Runtime,
 ) -> None:
-    runtime.settings.circuit_failure_threshold = 3
-    runtime.settings.circuit_cooldown_seconds = 30
+    runtime.settings.provider.circuit_failure_threshold = 3
+    runtime.settings.provider.circuit_cooldown_seconds = 30
     dispatcher = Dispatcher(runtime, worker_id="w")
     clock = [1000.0]
     dispatcher.breaker._clock = lambda: clock[0]
@@ -150,7 +150,7 @@ async def test_the_call_budget_holds_across_workers_and_releases_messages(
         assert await take_call(session, "other", 2) == 0
         assert await take_call(session, "other", 2) == 0
         assert 0 < await take_call(session, "other", 2) <= 60
-    runtime.settings.provider_calls_per_minute = 2
+    runtime.settings.provider.calls_per_minute = 2
     dispatcher = Dispatcher(runtime, worker_id="w")
     for number in NUMBERS[:4]:
         await _send(http, auth, number, text=f"text for {number}")

@@ -125,7 +125,7 @@ async def test_gives_up_after_max_attempts(
     provider: FakeProvider,
     runtime: Runtime,
 ) -> None:
-    runtime.settings.max_attempts = 2
+    runtime.settings.dispatch.max_attempts = 2
     dispatcher = Dispatcher(runtime, worker_id="w")
     provider.fail_next = [TransientProviderError("timeout")] * 2
     message_id = await _post(http, auth)
@@ -220,7 +220,7 @@ async def test_run_loop_wakes_up_for_new_work_and_stops_cleanly(
 ) -> None:
     # A poll far longer than the test: only the wake-up (NOTIFY on PostgreSQL,
     # the in-process event on SQLite) can make this message go out in time.
-    runtime.settings.worker_poll_seconds = 30
+    runtime.settings.worker.poll_seconds = 30
     dispatcher = Dispatcher(runtime, worker_id="looping")
     stop = asyncio.Event()
     loop = asyncio.create_task(dispatcher.run(stop))
@@ -245,7 +245,10 @@ async def test_notify_wakes_a_worker_in_another_process(
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite serves one process")
     # The worker has its own engine and wake-up event, as in a separate process.
     other = build_runtime(
-        settings.model_copy(update={"worker_poll_seconds": 30}), provider=FakeProvider()
+        settings.model_copy(
+            update={"worker": settings.worker.model_copy(update={"poll_seconds": 30})}
+        ),
+        provider=FakeProvider(),
     )
     provider = other.provider
     assert isinstance(provider, FakeProvider)
@@ -279,7 +282,12 @@ async def test_several_workers_never_send_the_same_message_twice(
     shared = FakeProvider()
     shared.latency_seconds = 0.005
     workers = [
-        build_runtime(settings.model_copy(update={"worker_batch_size": 7}), provider=shared)
+        build_runtime(
+            settings.model_copy(
+                update={"worker": settings.worker.model_copy(update={"batch_size": 7})}
+            ),
+            provider=shared,
+        )
         for _ in range(3)
     ]
     try:
@@ -315,7 +323,7 @@ async def test_an_uncertain_send_is_not_resent_before_the_settle_time(
 ) -> None:
     # The provider may list an accepted SMS only once its job has run: an empty
     # lookup right after a lost answer must not trigger a second SMS.
-    runtime.settings.uncertain_settle_seconds = 120
+    runtime.settings.dispatch.uncertain_settle_seconds = 120
     provider.fail_next = [TransientProviderError("read timeout", uncertain=True)]
     message_id = await _post(http, auth)
     await dispatcher.run_once()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from pydantic import ValidationError
 
-from smsgateway.config import Settings
+from smsgateway.config import MarketingHoursSettings, QuietHoursSettings, Settings
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.messages.schedule import (
     after_quiet_hours,
@@ -112,11 +111,11 @@ def test_quiet_hours_follow_daylight_saving_time() -> None:
 
 
 def test_quiet_hours_are_configurable_and_can_be_turned_off() -> None:
-    early = Settings(quiet_hours_start=time(0, 0), quiet_hours_end=time(7, 0))
+    early = Settings(quiet_hours=QuietHoursSettings(start=time(0, 0), end=time(7, 0)))
     assert after_quiet_hours(NIGHT_IN_PARIS, PARIS_NUMBER, early) == paris(2026, 11, 21, 7, 0)
     late_evening = paris(2026, 11, 20, 23, 0)
     assert after_quiet_hours(late_evening, PARIS_NUMBER, early) == late_evening
-    off = Settings(quiet_hours_enabled=False)
+    off = Settings(quiet_hours=QuietHoursSettings(enabled=False))
     assert after_quiet_hours(NIGHT_IN_PARIS, PARIS_NUMBER, off) == NIGHT_IN_PARIS
     assert not in_quiet_hours(NIGHT_IN_PARIS, PARIS_NUMBER, off)
 
@@ -147,10 +146,12 @@ def test_marketing_hours_are_eight_to_eight_monday_to_saturday_in_paris(
 
 
 def test_marketing_days_and_hours_are_configurable() -> None:
-    weekdays = Settings(marketing_days=[1, 2, 3, 4, 5], marketing_hours_start=time(9, 30))
+    weekdays = Settings(
+        marketing=MarketingHoursSettings(days=[1, 2, 3, 4, 5], hours_start=time(9, 30))
+    )
     saturday = paris(2026, 11, 21, 12, 0)
     assert in_marketing_hours(saturday, weekdays) == paris(2026, 11, 23, 9, 30)
-    off = Settings(marketing_hours_enabled=False)
+    off = Settings(marketing=MarketingHoursSettings(hours_enabled=False))
     sunday = paris(2026, 11, 22, 10, 0)
     assert in_marketing_hours(sunday, off) == sunday
 
@@ -171,19 +172,29 @@ def test_a_campaign_message_waits_for_both_windows() -> None:
 
 
 @pytest.mark.parametrize(
-    "overrides",
+    ("variables", "named"),
     [
-        {"marketing_zone": "Europe/Atlantis"},
-        {"quiet_hours_fallback_zone": "nowhere"},
-        {"quiet_hours_start": time(8, 0), "quiet_hours_end": time(8, 0)},
-        {"marketing_hours_start": time(20, 0), "marketing_hours_end": time(8, 0)},
-        {"marketing_days": []},
-        {"marketing_days": [0, 8]},
+        ({"SMSGW_MARKETING_ZONE": "Europe/Atlantis"}, "SMSGW_MARKETING_ZONE"),
+        ({"SMSGW_QUIET_HOURS_FALLBACK_ZONE": "nowhere"}, "SMSGW_QUIET_HOURS_FALLBACK_ZONE"),
+        (
+            {"SMSGW_QUIET_HOURS_START": "08:00", "SMSGW_QUIET_HOURS_END": "08:00"},
+            "SMSGW_QUIET_HOURS_START and SMSGW_QUIET_HOURS_END must differ",
+        ),
+        (
+            {"SMSGW_MARKETING_HOURS_START": "20:00", "SMSGW_MARKETING_HOURS_END": "08:00"},
+            "SMSGW_MARKETING_HOURS_START must be before SMSGW_MARKETING_HOURS_END",
+        ),
+        ({"SMSGW_MARKETING_DAYS": "[]"}, "SMSGW_MARKETING_DAYS"),
+        ({"SMSGW_MARKETING_DAYS": "[0, 8]"}, "SMSGW_MARKETING_DAYS"),
     ],
 )
-def test_bad_scheduling_settings_stop_the_service_at_start(overrides: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError):
-        Settings(**overrides)
+def test_bad_scheduling_settings_stop_the_service_at_start(
+    variables: dict[str, str], named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=named):
+        Settings.from_environment()
 
 
 # -- through the API --------------------------------------------------------------

@@ -12,7 +12,9 @@ from tests.factories import make_client
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"metrics_cache_seconds": 0.0})
+    return settings.model_copy(
+        update={"metrics": settings.metrics.model_copy(update={"cache_seconds": 0.0})}
+    )
 
 
 @pytest.fixture

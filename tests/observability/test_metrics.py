@@ -163,7 +163,12 @@ async def test_circuit_breaker_state_of_this_process_and_as_workers_stored_it(
 async def test_database_gauges_are_cached_between_scrapes(
     settings: Settings, provider: FakeProvider, shop_auth: dict[str, str]
 ) -> None:
-    runtime = build_runtime(settings.model_copy(update={"metrics_cache_seconds": 60}), provider)
+    runtime = build_runtime(
+        settings.model_copy(
+            update={"metrics": settings.metrics.model_copy(update={"cache_seconds": 60})}
+        ),
+        provider,
+    )
     app = create_app(runtime=runtime)
     try:
         async with app.router.lifespan_context(app):
@@ -185,7 +190,11 @@ async def test_metrics_answer_while_the_database_is_down(
     settings: Settings, tmp_path: Path
 ) -> None:
     broken = settings.model_copy(
-        update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'x.db'}"}
+        update={
+            "database": settings.database.model_copy(
+                update={"url": f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'x.db'}"}
+            )
+        }
     )
     runtime = build_runtime(broken, provider=FakeProvider())
     app = create_app(runtime=runtime)

@@ -39,7 +39,9 @@ CODE_TEXT = re.compile(
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     # The product default: booking SMS go only to verified numbers.
-    return settings.model_copy(update={"require_verified_phone": True})
+    return settings.model_copy(
+        update={"verification": settings.verification.model_copy(update={"required": True})}
+    )
 
 
 @pytest.fixture
@@ -142,7 +144,7 @@ async def test_the_sms_is_in_the_users_language_and_names_the_service(
     provider: FakeProvider,
     runtime: Runtime,
 ) -> None:
-    runtime.settings.verification_service_name = "Kayakr"
+    runtime.settings.verification.service_name = "Kayakr"
     assert (await put_phone(http, auth, language="fr-CA")).status_code == 201
     assert (await put_phone(http, auth, "u-2", phone=MARC, language="DE")).status_code == 201
     await dispatcher.run_once()
@@ -259,7 +261,7 @@ async def test_bad_bodies_are_422_problems(
 async def test_national_numbers_use_the_default_region(
     http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
 ) -> None:
-    runtime.settings.default_region = "FR"
+    runtime.settings.locale.default_region = "FR"
     response = await put_phone(http, auth, phone="06 01 02 03 04")
     assert response.status_code == 201
     assert response.json()["phone"] == ANNA
@@ -473,7 +475,7 @@ async def test_numbers_that_cannot_reply_default_to_code(
     refused = await put_phone(http, auth, "u-2", phone="+4915112345678", method="reply")
     assert_problem(refused, 422, "reply-not-possible")
     # With an alphanumeric sender no reply can come back, even from France.
-    runtime.settings.ovh_sender = "Kayakr"
+    runtime.settings.ovh.sender = "Kayakr"
     assert (await put_phone(http, auth, "u-3")).json()["method"] == "code"
 
 

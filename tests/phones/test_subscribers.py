@@ -30,7 +30,9 @@ JOE = "+12025550123"
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"require_verified_phone": True})
+    return settings.model_copy(
+        update={"verification": settings.verification.model_copy(update={"required": True})}
+    )
 
 
 async def register(

@@ -293,7 +293,7 @@ async def test_register_then_yes_verifies_the_number(
     provider: FakeProvider,
     way: str,
 ) -> None:
-    runtime.settings.require_verified_phone = True
+    runtime.settings.verification.required = True
     registered = await http.put(
         "/v1/users/u-2/phone", json={"phone": MARC, "language": "en"}, headers=hooked
     )

@@ -241,7 +241,11 @@ async def test_smart_encoding_makes_a_curly_quoted_french_text_gsm7(
     async with runtime.sessionmaker() as session:
         plain = await preview(
             session,
-            settings.model_copy(update={"smart_encoding": False}),
+            settings.model_copy(
+                update={
+                    "templates": settings.templates.model_copy(update={"smart_encoding": False})
+                }
+            ),
             event_type="booking.starting_soon",
             role="asker",
             language="fr",

@@ -40,7 +40,7 @@ class CallbackAck(BaseModel):
 
 
 async def check_token(token: str, runtime: RuntimeDep) -> None:
-    secret = runtime.settings.callback_token
+    secret = runtime.settings.api.callback_token
     expected = secret.get_secret_value() if secret else ""
     # Unknown and wrong tokens look the same: a 404, as if the URL did not exist.
     # An unset or empty token never matches.

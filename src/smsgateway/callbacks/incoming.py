@@ -124,7 +124,7 @@ async def stop(
     if not raw:
         raise _missing("sender")
     try:
-        number = normalise(raw, runtime.settings.default_region or REPLY_REGION).e164
+        number = normalise(raw, runtime.settings.locale.default_region or REPLY_REGION).e164
     except InvalidNumber:
         raise Problem(
             422,

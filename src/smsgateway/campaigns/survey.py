@@ -42,9 +42,9 @@ async def open_csv(source: BinaryIO, text: str, runtime: Runtime) -> CampaignCsv
         source,
         text,
         pricing=runtime.pricing,
-        default_region=settings.default_region,
-        smart=settings.smart_encoding,
-        max_rows=settings.campaign_max_rows,
+        default_region=settings.locale.default_region,
+        smart=settings.templates.smart_encoding,
+        max_rows=settings.campaigns.max_rows,
     )
 
 
@@ -82,7 +82,7 @@ async def survey(
     """Count, judge and price every row of ``source``; store nothing."""
     reader = await open_csv(source, text, runtime)
     tally = _Tally()
-    async for batch in judged_batches(session, reader, runtime.settings.campaign_batch_size):
+    async for batch in judged_batches(session, reader, runtime.settings.campaigns.batch_size):
         for row, refusal in batch:
             tally.add(row, refusal)
     layout = reader.layout

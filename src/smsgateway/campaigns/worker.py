@@ -3,12 +3,12 @@
 A campaign in ``creating`` is leased by one worker (``lease_until``, renewed
 each batch; a worker that dies leaves it to another once the lease runs
 out). The worker copies the stored CSV to a temporary file, reads it again
-with the same code as the survey, and creates ``campaign_batch_size``
+with the same code as the survey, and creates ``SMSGW_CAMPAIGN_BATCH_SIZE``
 messages per transaction: one transaction holds the campaign's row lock, so
 a cancel waits for the batch in progress and the next batch sees the cancel.
 ``next_row`` records how far it got, so a new holder resumes there.
 
-Pacing: the messages' due times are spread at ``campaign_rate_per_second``
+Pacing: the messages' due times are spread at ``SMSGW_CAMPAIGN_RATE_PER_SECOND``
 from the campaign's ``send_at`` (or now) inside marketing hours; each one is
 then held out of its recipient's quiet hours, unless the campaign said not to.
 The dispatcher sends each when due, with ``noStopClause`` false.
@@ -73,7 +73,7 @@ class CampaignWorker:
         self.loop = SupervisedLoop(
             "campaign worker",
             self._pass,
-            backoff=error_backoff(self.settings.worker_poll_seconds),
+            backoff=error_backoff(self.settings.worker.poll_seconds),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -81,7 +81,7 @@ class CampaignWorker:
         await self.loop.run(stop)
 
     async def _pass(self) -> float:
-        return 0.0 if await self.run_once() else self.settings.worker_poll_seconds
+        return 0.0 if await self.run_once() else self.settings.worker.poll_seconds
 
     async def run_once(self) -> bool:
         """Lease one campaign and create all its messages. False: nothing to do."""
@@ -152,7 +152,7 @@ class CampaignWorker:
             text, start = campaign.text, campaign.next_row
             reader = await open_csv(source, text, self.runtime)
             seen = 0
-            size = self.settings.campaign_batch_size
+            size = self.settings.campaigns.batch_size
             async for batch in judged_batches(session, reader, size):
                 # Rows before next_row have their messages already (an earlier holder).
                 fresh = batch[max(0, start - seen) :]
@@ -195,7 +195,7 @@ class CampaignWorker:
 
     def _build(self, plan: _Plan, batch: list[Judged]) -> tuple[list[Message], datetime]:
         """The batch's messages, paced from ``plan.start``; and where the pace got to."""
-        pace = timedelta(seconds=1 / self.settings.campaign_rate_per_second)
+        pace = timedelta(seconds=1 / self.settings.campaigns.rate_per_second)
         cursor = plan.start
         messages: list[Message] = []
         for row, refusal in batch:
@@ -261,4 +261,4 @@ class CampaignWorker:
         return await session.get(Campaign, campaign_id, populate_existing=True)
 
     def _lease(self) -> timedelta:
-        return timedelta(seconds=self.settings.lease_seconds)
+        return timedelta(seconds=self.settings.worker.lease_seconds)

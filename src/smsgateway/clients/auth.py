@@ -59,7 +59,7 @@ async def current_client(
 def _check_address(request: Request, settings: Settings, client: ApiClient) -> None:
     if not client.allowed_ips:
         return
-    address = request_address(request, settings.trusted_proxies)
+    address = request_address(request, settings.api.trusted_proxies)
     if not allowed(address, client.allowed_ips):
         # The caller's own address helps them fix the allowlist; it is no secret to them.
         raise Problem(
@@ -71,7 +71,7 @@ def _check_address(request: Request, settings: Settings, client: ApiClient) -> N
 
 
 def _check_rate(limiter: RateLimiter, settings: Settings, client: ApiClient) -> None:
-    rate = client.rate_limit_per_second or settings.default_rate_limit_per_second
+    rate = client.rate_limit_per_second or settings.api.default_rate_limit_per_second
     wait = limiter.take(client.id, rate)
     if wait is not None:
         retry_after = retry_after_header(wait)

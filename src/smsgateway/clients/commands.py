@@ -53,7 +53,7 @@ def _validated(schema: type[Answer], values: dict[str, Any]) -> Answer | None:
 async def _in_transaction(settings: Settings, work: Work) -> BaseModel:
     from smsgateway.db import create_engine, session_factory
 
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database.url)
     try:
         async with session_factory(engine)() as session, session.begin():
             return await work(session)
@@ -65,7 +65,7 @@ def _run(settings: Settings, work: Work, *, secret_shown: bool = False) -> int:
     from smsgateway.errors import Problem
     from smsgateway.migrate import upgrade
 
-    upgrade(settings.database_url)
+    upgrade(settings.database.url)
     try:
         answer = asyncio.run(_in_transaction(settings, work))
     except Problem as problem:

@@ -73,8 +73,8 @@ async def resolve_party(
         client_id=client_id,
         user_ref=party.user_ref,
         phone=party.phone,
-        require_verified=settings.require_verified_phone,
-        default_region=settings.default_region,
+        require_verified=settings.verification.required,
+        default_region=settings.locale.default_region,
     )
     if memo is not None:
         memo[key] = recipient
@@ -100,7 +100,7 @@ async def booking_message(
         sms.event_type,
         sms.role,
         sms.party.language or sms.recipient.language,
-        runtime.settings.default_language,
+        runtime.settings.locale.default_language,
         cache=runtime.template_cache,
     )
     language = template.language

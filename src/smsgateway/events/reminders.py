@@ -1,9 +1,9 @@
 """Reminders the gateway schedules from booking events, and cancels when they stop making sense.
 
 * ``booking.accepted`` with ``starts_at`` schedules ``booking.starting_soon`` for
-  each party the event names, ``reminder_lead_hours`` before the start.
+  each party the event names, ``SMSGW_REMINDER_LEAD_HOURS`` before the start.
 * ``booking.requested`` with ``expires_at`` schedules ``booking.expiring_soon``
-  for the offeror, ``expiry_reminder_lead_hours`` before the expiry.
+  for the offeror, ``SMSGW_EXPIRY_REMINDER_LEAD_HOURS`` before the expiry.
 * ``booking.cancelled``, ``booking.refused`` and ``booking.expired`` cancel the
   booking's reminders still queued (their credits come back);
   ``booking.accepted`` cancels its ``booking.expiring_soon`` one (the request is
@@ -95,10 +95,10 @@ def reminder_due(
 def _plan(event: BookingEventIn, settings: Settings) -> _Plan | None:
     booking = event.booking
     if event.type == "booking.accepted" and booking.starts_at is not None:
-        lead = timedelta(hours=settings.reminder_lead_hours)
+        lead = timedelta(hours=settings.reminders.lead_hours)
         return _Plan(STARTING_SOON, booking.starts_at - lead, booking.starts_at)
     if event.type == "booking.requested" and booking.expires_at is not None:
-        lead = timedelta(hours=settings.expiry_reminder_lead_hours)
+        lead = timedelta(hours=settings.reminders.expiry_lead_hours)
         return _Plan(EXPIRING_SOON, booking.expires_at - lead, booking.expires_at)
     return None
 
@@ -137,7 +137,7 @@ async def schedule_reminders(
     The caller reserves the new ones' credits with the event's own messages.
     """
     settings = runtime.settings
-    plan = _plan(event, settings) if settings.reminders_enabled else None
+    plan = _plan(event, settings) if settings.reminders.enabled else None
     if plan is None:
         return []
     now = utcnow()

@@ -66,7 +66,7 @@ class Delivery:
         # Provider calls in flight (SMSGW_WORKER_CONCURRENCY): a job holds a slot only
         # from recording its tag to the provider's answer; storing the outcome and the
         # checks before run outside it, so the slots are busy with the provider.
-        self.calls = asyncio.Semaphore(runtime.settings.worker_concurrency)
+        self.calls = asyncio.Semaphore(runtime.settings.worker.concurrency)
         # receiver -> SMS id per tag, found during the current claim pass only.
         self._receivers_by_tag: dict[str, dict[str, str]] = {}
 
@@ -169,7 +169,7 @@ class Delivery:
             await self._store([message], started, lambda m: self._adopted(found))
             return True
         since = message.uncertain_since or started
-        settled_at = since + timedelta(seconds=self.settings.uncertain_settle_seconds)
+        settled_at = since + timedelta(seconds=self.settings.dispatch.uncertain_settle_seconds)
         if started < settled_at:
             hold = outcomes.release(
                 settled_at, "lookup", uncertain_since=since, error="not listed yet"
@@ -226,7 +226,7 @@ class Delivery:
         """Take one provider call from the budget, or put ``job`` back until the next minute."""
         async with self.runtime.sessionmaker() as session, session.begin():
             wait = await take_call(
-                session, self.provider.name, self.settings.provider_calls_per_minute
+                session, self.provider.name, self.settings.provider.calls_per_minute
             )
         if wait > 0:
             await self._store(
@@ -247,7 +247,7 @@ class Delivery:
         sent: it goes back, and ``lifecycle`` ends it there. Nothing has it:
         it is sent for the first time, or it was looked up and not found.
         """
-        lease = timedelta(seconds=self.settings.lease_seconds)
+        lease = timedelta(seconds=self.settings.worker.lease_seconds)
         async with self.runtime.sessionmaker() as session, session.begin():
             rows = (
                 await session.execute(

@@ -2,7 +2,7 @@
 
 One loop per process: claim a batch (see ``queue``), group messages that
 share a text into one provider job (see ``delivery.group_jobs``), send the
-jobs with up to ``worker_concurrency`` provider calls in flight, and sleep until woken
+jobs with up to ``SMSGW_WORKER_CONCURRENCY`` provider calls in flight, and sleep until woken
 (NOTIFY on PostgreSQL, the in-process event on SQLite) or until the poll
 interval passes. While the provider's circuit is open nothing is claimed.
 """
@@ -37,20 +37,20 @@ class Dispatcher:
         self.settings = runtime.settings
         self.worker_id = (worker_id or default_worker_id())[:64]
         self.retry = RetryPolicy(
-            base_seconds=self.settings.retry_base_seconds,
-            max_seconds=self.settings.retry_max_seconds,
-            max_attempts=self.settings.max_attempts,
+            base_seconds=self.settings.dispatch.retry_base_seconds,
+            max_seconds=self.settings.dispatch.retry_max_seconds,
+            max_attempts=self.settings.dispatch.max_attempts,
         )
         self.breaker = CircuitBreaker(
             runtime.sessionmaker,
             runtime.provider.name,
-            threshold=self.settings.circuit_failure_threshold,
-            cooldown_seconds=self.settings.circuit_cooldown_seconds,
+            threshold=self.settings.provider.circuit_failure_threshold,
+            cooldown_seconds=self.settings.provider.circuit_cooldown_seconds,
         )
         runtime.breaker = self.breaker
         self.delivery = Delivery(runtime, self.worker_id, self.retry, self.breaker)
         self._stopping = asyncio.Event()
-        poll = self.settings.worker_poll_seconds
+        poll = self.settings.worker.poll_seconds
         self.loop = SupervisedLoop(
             "dispatcher", self._pass, backoff=error_backoff(poll), wakeup=runtime.wakeup
         )
@@ -89,7 +89,7 @@ class Dispatcher:
     async def _pass(self) -> float:
         """Claim into the free room; the seconds until more may be due."""
         held = self._held
-        room = self.settings.worker_batch_size - sum(held.values())
+        room = self.settings.worker.batch_size - sum(held.values())
         claimed = await self._claim_into(held, room, self._jobs_stop) if room > 0 else 0
         if held and (room <= 0 or claimed >= room):
             # Full: more may be due as soon as a job makes room.
@@ -103,7 +103,7 @@ class Dispatcher:
     async def run_once(self, stop: asyncio.Event | None = None) -> int:
         """Claim one batch and process it. Returns how many messages were claimed."""
         held: dict[asyncio.Task[None], int] = {}
-        claimed = await self._claim_into(held, self.settings.worker_batch_size, stop)
+        claimed = await self._claim_into(held, self.settings.worker.batch_size, stop)
         if held:
             await asyncio.gather(*held)
         return claimed
@@ -125,19 +125,19 @@ class Dispatcher:
                 session,
                 worker=self.worker_id,
                 now=now,
-                lease=timedelta(seconds=self.settings.lease_seconds),
+                lease=timedelta(seconds=self.settings.worker.lease_seconds),
                 limit=room,
             )
         if claimed:
             self.delivery.start_pass()
-            for job in group_jobs(claimed, self.settings.batch_max_receivers, now):
+            for job in group_jobs(claimed, self.settings.dispatch.batch_max_receivers, now):
                 task = asyncio.create_task(self._guarded(job, stop))
                 held[task] = len(job)
                 task.add_done_callback(held.pop)
         return len(claimed)
 
     async def _idle_timeout(self) -> float:
-        poll = self.settings.worker_poll_seconds
+        poll = self.settings.worker.poll_seconds
         if not self.breaker.allows():
             return max(0.05, min(poll, self.breaker.seconds_until_probe()))
         async with self.runtime.sessionmaker() as session:

@@ -51,7 +51,7 @@ async def post_message(
         user_ref=None,
         phone=body.to,
         require_verified=False,
-        default_region=runtime.settings.default_region,
+        default_region=runtime.settings.locale.default_region,
     )
     message = build_message(
         runtime,

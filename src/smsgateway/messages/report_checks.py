@@ -1,10 +1,10 @@
 """Catching up on delivery reports that never came.
 
-A message ``submitted`` for longer than ``dlr_check_after_seconds`` is looked
+A message ``submitted`` for longer than ``SMSGW_DLR_CHECK_AFTER_SECONDS`` is looked
 up at the provider (``GET /sms/{sn}/outgoing/{id}``) at most once per that
 period; a final state found there is recorded as a delivery report, so it goes
 through the same idempotent path as a pushed one. A message still without an
-outcome after ``dlr_give_up_hours`` ends ``expired`` (reason
+outcome after ``SMSGW_DLR_GIVE_UP_HOURS`` ends ``expired`` (reason
 ``no_delivery_report``); it stays billed, since the provider accepted it.
 """
 
@@ -37,7 +37,7 @@ class ReportChecker:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
-        interval = self.settings.dlr_check_interval_seconds
+        interval = self.settings.delivery_reports.check_interval_seconds
         self.loop = SupervisedLoop(
             "report checks",
             self._pass,
@@ -47,20 +47,20 @@ class ReportChecker:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Check every ``dlr_check_interval_seconds`` until ``stop``; 0 turns checks off."""
-        if self.settings.dlr_check_interval_seconds <= 0:
+        """Check every ``SMSGW_DLR_CHECK_INTERVAL_SECONDS`` until ``stop``; 0 turns checks off."""
+        if self.settings.delivery_reports.check_interval_seconds <= 0:
             return
         await self.loop.run(stop)
 
     async def _pass(self) -> float:
         await self.check_once()
-        return self.settings.dlr_check_interval_seconds
+        return self.settings.delivery_reports.check_interval_seconds
 
     async def check_once(self) -> int:
         """Look up one batch of overdue messages. Returns how many got a final state."""
         now = utcnow()
-        overdue = now - timedelta(seconds=self.settings.dlr_check_after_seconds)
-        give_up = now - timedelta(hours=self.settings.dlr_give_up_hours)
+        overdue = now - timedelta(seconds=self.settings.delivery_reports.check_after_seconds)
+        give_up = now - timedelta(hours=self.settings.delivery_reports.give_up_hours)
         settled = await self._give_up(give_up)
         # Claimed by stamping checked_at, so several workers share the work
         # instead of all looking up the same messages.
@@ -87,7 +87,7 @@ class ReportChecker:
                 continue
             async with self.runtime.sessionmaker() as session, session.begin():
                 if (
-                    await take_call(session, provider.name, self.settings.provider_calls_per_minute)
+                    await take_call(session, provider.name, self.settings.provider.calls_per_minute)
                     > 0
                 ):
                     break  # out of budget this minute: the next pass goes on

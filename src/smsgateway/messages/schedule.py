@@ -8,7 +8,7 @@ matter of giving it a later ``due_at`` when it is created.
 * **Quiet hours** (default 22:00 to 08:00) are read in the recipient's local
   time. A message due inside them waits until they end there.
 * **Marketing hours** (default 08:00 to 20:00, Monday to Saturday) are read in
-  one zone, ``marketing_zone`` (Europe/Paris: the French rules for marketing
+  one zone, ``SMSGW_MARKETING_ZONE`` (Europe/Paris: the French rules for marketing
   SMS). A campaign message due outside them waits for the next window.
 
 The recipient's zone comes from phonenumbers (:func:`zone_for_number`). A
@@ -17,7 +17,7 @@ when phonenumbers knows it (``+34 6…`` Madrid rather than the Canaries,
 ``+7 9…`` Moscow), and otherwise the zone with the median UTC offset at that
 moment is taken (ties: the first name in alphabetical order), so the choice
 is deterministic and at worst a few hours off for the edges of the country.
-A number whose zone is unknown gets ``quiet_hours_fallback_zone``.
+A number whose zone is unknown gets ``SMSGW_QUIET_HOURS_FALLBACK_ZONE``.
 """
 
 from __future__ import annotations
@@ -69,25 +69,25 @@ def _candidate_zones(number: str) -> tuple[str, ...]:
 
 def in_quiet_hours(when: datetime, number: str, settings: Settings) -> bool:
     """Whether ``when`` falls in the recipient's quiet hours (False when they are off)."""
-    if not settings.quiet_hours_enabled:
+    if not settings.quiet_hours.enabled:
         return False
-    local = when.astimezone(zone_for_number(number, when, settings.quiet_hours_fallback_zone))
+    local = when.astimezone(zone_for_number(number, when, settings.quiet_hours.fallback_zone))
     return _quiet_start(local, settings) is not None
 
 
 def after_quiet_hours(when: datetime, number: str, settings: Settings) -> datetime:
     """``when``, or the end of the recipient's quiet hours if ``when`` falls in them."""
     utc = when.astimezone(UTC)
-    if not settings.quiet_hours_enabled:
+    if not settings.quiet_hours.enabled:
         return utc
-    zone = zone_for_number(number, utc, settings.quiet_hours_fallback_zone)
+    zone = zone_for_number(number, utc, settings.quiet_hours.fallback_zone)
     local = utc.astimezone(zone)
     started = _quiet_start(local, settings)
     if started is None:
         return utc
-    wraps = settings.quiet_hours_end < settings.quiet_hours_start  # over midnight
+    wraps = settings.quiet_hours.end < settings.quiet_hours.start  # over midnight
     end_day = started + timedelta(days=1) if wraps else started
-    return _at(end_day, settings.quiet_hours_end, zone)
+    return _at(end_day, settings.quiet_hours.end, zone)
 
 
 def before_quiet_hours(when: datetime, number: str, settings: Settings) -> datetime:
@@ -96,18 +96,18 @@ def before_quiet_hours(when: datetime, number: str, settings: Settings) -> datet
     For a reminder that would otherwise wait past the moment it reminds of.
     """
     utc = when.astimezone(UTC)
-    if not settings.quiet_hours_enabled:
+    if not settings.quiet_hours.enabled:
         return utc
-    zone = zone_for_number(number, utc, settings.quiet_hours_fallback_zone)
+    zone = zone_for_number(number, utc, settings.quiet_hours.fallback_zone)
     started = _quiet_start(utc.astimezone(zone), settings)
     if started is None:
         return utc
-    return _at(started, settings.quiet_hours_start, zone) - _BEFORE_QUIET
+    return _at(started, settings.quiet_hours.start, zone) - _BEFORE_QUIET
 
 
 def _quiet_start(local: datetime, settings: Settings) -> date | None:
     """The local day quiet hours covering ``local`` began on, or None outside them."""
-    start, end = settings.quiet_hours_start, settings.quiet_hours_end
+    start, end = settings.quiet_hours.start, settings.quiet_hours.end
     now = local.time()
     if start < end:  # e.g. 00:00-07:00, within one day
         return local.date() if start <= now < end else None
@@ -121,16 +121,16 @@ def _quiet_start(local: datetime, settings: Settings) -> date | None:
 def in_marketing_hours(when: datetime, settings: Settings) -> datetime:
     """``when``, or the opening of the next marketing window (days and hours, one zone)."""
     utc = when.astimezone(UTC)
-    if not settings.marketing_hours_enabled:
+    if not settings.marketing.hours_enabled:
         return utc
-    zone = ZoneInfo(settings.marketing_zone)
+    zone = ZoneInfo(settings.marketing.zone)
     today = utc.astimezone(zone).date()
     for offset in range(8):
         day = today + timedelta(days=offset)
-        if day.isoweekday() not in settings.marketing_days:
+        if day.isoweekday() not in settings.marketing.days:
             continue
-        opens = _at(day, settings.marketing_hours_start, zone)
-        closes = _at(day, settings.marketing_hours_end, zone)
+        opens = _at(day, settings.marketing.hours_start, zone)
+        closes = _at(day, settings.marketing.hours_end, zone)
         if utc >= closes:
             continue
         return max(utc, opens)

@@ -44,12 +44,14 @@ def build_message(
     caller worked out: pacing, marketing hours), else ``send_at``, else now;
     with ``quiet_hours`` that moment is moved out of the recipient's quiet hours.
     """
-    parts = analyse(text, stop_clause=not no_stop_clause, smart=runtime.settings.smart_encoding)
+    smart = runtime.settings.templates.smart_encoding
+    parts = analyse(text, stop_clause=not no_stop_clause, smart=smart)
     now = utcnow()
     due = due_at or send_at or now
     if quiet_hours:
         due = after_quiet_hours(due, recipient.to, runtime.settings)
     status, reason, credits, cost = _priced(runtime, recipient, parts.segments)
+    validity = timedelta(hours=runtime.settings.dispatch.message_validity_hours)
     message_id = message_id or new_message_id()
     return Message(
         id=message_id,
@@ -75,12 +77,8 @@ def build_message(
         request_id=current_request_id(),
         kind=kind,
         quiet_hours=quiet_hours,
-        valid_until=(
-            # From when it may go: a message held by quiet hours is not stale at 8:00.
-            due + timedelta(hours=runtime.settings.message_validity_hours)
-            if status == Status.QUEUED
-            else None
-        ),
+        # From when it may go: a message held by quiet hours is not stale at 8:00.
+        valid_until=due + validity if status == Status.QUEUED else None,
         **fields,
     )
 

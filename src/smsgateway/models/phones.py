@@ -20,7 +20,7 @@ class UserPhone(Base):
 
     For the ``code`` method only a salted SHA-256 of the code is kept
     (``code_hash`` is ``"<salt hex>$<digest hex>"``), with its expiry and the
-    attempts spent; a code is checked at most ``verification_max_attempts``
+    attempts spent; a code is checked at most ``SMSGW_VERIFICATION_MAX_ATTEMPTS``
     times, counted with a conditional update so parallel guesses cannot go over.
     """
 

@@ -223,8 +223,8 @@ def snapshot_cache(runtime: RuntimeView) -> SnapshotCache:
     if metrics.gauge_cache is None:
         settings = runtime.settings
         metrics.gauge_cache = SnapshotCache(
-            settings.metrics_cache_seconds,
-            timedelta(seconds=settings.metrics_messages_window_seconds),
+            settings.metrics.cache_seconds,
+            timedelta(seconds=settings.metrics.messages_window_seconds),
         )
     return metrics.gauge_cache
 

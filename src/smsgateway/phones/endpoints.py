@@ -77,7 +77,7 @@ async def put_phone(
         language=body.language,
         method=body.method,
     )
-    answer = PhoneOut.of(reg, runtime.settings.verification_max_attempts)
+    answer = PhoneOut.of(reg, runtime.settings.verification.max_attempts)
     await commit_reserved(session, client_id)  # the verification SMS reserved credits
     if reg.sent:
         runtime.wakeup.set()
@@ -97,7 +97,7 @@ async def get_phone(
 ) -> PhoneOut:
     """`pending`, `verified`, or, for every client, `opted_out` (STOP) or `suspended`."""
     reg = await registry.registration(session, client.id, user_ref)
-    return PhoneOut.of(reg, runtime.settings.verification_max_attempts)
+    return PhoneOut.of(reg, runtime.settings.verification.max_attempts)
 
 
 @router.delete(
@@ -140,7 +140,7 @@ async def verify_phone(
     expired, only `DELETE` then `PUT` (a new code) helps.
     """
     check = await verification.check_code(session, runtime, client.id, user_ref, body.code)
-    answer = PhoneOut.of(check.registration, runtime.settings.verification_max_attempts)
+    answer = PhoneOut.of(check.registration, runtime.settings.verification.max_attempts)
     await session.commit()  # a wrong code spends an attempt even though we answer 422
     if check.outcome == "wrong":
         left = check.attempts_left

@@ -12,7 +12,7 @@ Two ways to verify:
   for 48 hours, so this is only offered where a reply can come back.
 * ``code``: the SMS carries a 6-digit code, checked by ``check_code``. Only a
   salted SHA-256 of it is stored, it expires, and a code is tried at most
-  ``verification_max_attempts`` times.
+  ``SMSGW_VERIFICATION_MAX_ATTEMPTS`` times.
 
 Services only flush; the caller commits. The subscriber list and suspension
 are in ``phones.subscribers``.
@@ -78,7 +78,7 @@ def effective_status(phone: UserPhone, state: NumberState | None) -> EffectiveSt
 
 def replies_possible(runtime: Runtime, country: str | None) -> bool:
     """Whether a YES can come back: a French number, and a short-number sender."""
-    return country in REPLY_COUNTRIES and not runtime.settings.ovh_sender
+    return country in REPLY_COUNTRIES and not runtime.settings.ovh.sender
 
 
 async def find_registration(session: AsyncSession, client_id: str, user_ref: str) -> UserPhone:
@@ -117,10 +117,10 @@ async def register(
     The SMS's credits are reserved here, so a 402 leaves nothing stored.
     """
     settings = runtime.settings
-    number = _parse(raw_phone, settings.default_region)
+    number = _parse(raw_phone, settings.locale.default_region)
     _check_registrable(runtime, number, method)
     tag = canonical_language(language, field_name="body.language") if language else None
-    client_id, service = client.id, settings.verification_service_name or client.name
+    client_id, service = client.id, settings.verification.service_name or client.name
 
     existing = await _find(session, client_id, user_ref)
     if existing is None:
@@ -244,10 +244,10 @@ async def _send_verification(
     text, language = verification_text(
         "code" if code else "reply",
         phone.language,
-        settings.default_language,
+        settings.locale.default_language,
         service=service,
         code=code,
-        ttl_seconds=settings.verification_code_ttl_seconds,
+        ttl_seconds=settings.verification.code_ttl_seconds,
     )
     message = build_message(
         runtime,
@@ -264,7 +264,7 @@ async def _send_verification(
     phone.verification_sent_at = message.created_at
     if code is not None:
         phone.code_expires_at = message.created_at + timedelta(
-            seconds=settings.verification_code_ttl_seconds
+            seconds=settings.verification.code_ttl_seconds
         )
     await reserve(session, phone.client_id, [message])
     await announce_queued(session, runtime)

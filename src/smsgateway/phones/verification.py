@@ -61,7 +61,7 @@ async def check_code(
             "No verification code was sent to this number"
             + (" (it is verified by reply)." if phone.method != "code" else "."),
         )
-    limit = runtime.settings.verification_max_attempts
+    limit = runtime.settings.verification.max_attempts
     if phone.code_attempts >= limit:
         raise _too_many_attempts()
     if phone.code_expires_at <= utcnow():

@@ -35,10 +35,10 @@ class ReplyPoller:
         self.runtime = runtime
         settings = runtime.settings
         self.incoming = _every(
-            "incoming poller", settings.incoming_poll_seconds, self.poll_incoming
+            "incoming poller", settings.replies.incoming_poll_seconds, self.poll_incoming
         )
         self.blacklist = _every(
-            "blacklist sync", settings.blacklist_sync_seconds, self.sync_blacklist
+            "blacklist sync", settings.replies.blacklist_sync_seconds, self.sync_blacklist
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -47,8 +47,8 @@ class ReplyPoller:
         loops = [
             loop.run(stop)
             for loop, seconds in (
-                (self.incoming, settings.incoming_poll_seconds),
-                (self.blacklist, settings.blacklist_sync_seconds),
+                (self.incoming, settings.replies.incoming_poll_seconds),
+                (self.blacklist, settings.replies.blacklist_sync_seconds),
             )
             if seconds > 0
         ]
@@ -73,7 +73,7 @@ class ReplyPoller:
         instead: the list is older than the user's last word.
         """
         changed = 0
-        region = self.runtime.settings.default_region or REPLY_REGION
+        region = self.runtime.settings.locale.default_region or REPLY_REGION
         provider = self.runtime.provider
         for raw in await provider.fetch_blacklist():
             try:

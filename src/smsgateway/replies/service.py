@@ -78,7 +78,7 @@ async def handle_incoming(
     reading = read(sms.text)
     request_id: int | None = None
     try:
-        parsed = normalise(sms.sender, runtime.settings.default_region or REPLY_REGION)
+        parsed = normalise(sms.sender, runtime.settings.locale.default_region or REPLY_REGION)
     except InvalidNumber:
         outcome = "invalid_sender"
     else:
@@ -317,7 +317,7 @@ async def _send_system(
         client_id, language, country = registrations[0].client_id, registrations[0].language, None
     else:
         client_id, language, country = last
-    text = system_text(name, language, runtime.settings.default_language, **values)
+    text = system_text(name, language, runtime.settings.locale.default_language, **values)
     session.add(
         system_message(
             runtime,

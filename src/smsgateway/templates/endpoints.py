@@ -170,8 +170,8 @@ async def put_template(
         tag,
         body.text,
         actor=actor,
-        max_segments=None if force else settings.template_max_parts,
-        smart=settings.smart_encoding,
+        max_segments=None if force else settings.templates.max_parts,
+        smart=settings.templates.smart_encoding,
     )
     return TemplateOut.of(template)
 

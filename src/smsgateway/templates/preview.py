@@ -79,7 +79,9 @@ async def render_template(
 ) -> tuple[Template, str]:
     """The template a reader of ``language`` gets, rendered with ``values`` or samples."""
     offered_placeholders(event_type, role, status=422)
-    template = await find_template(session, event_type, role, language, settings.default_language)
+    template = await find_template(
+        session, event_type, role, language, settings.locale.default_language
+    )
     return template, template.render(fill_values(event_type, role, template.language, values))
 
 
@@ -116,13 +118,13 @@ async def preview(
         text, chosen = template.text, template.language
     else:
         check_text(event_type, role, text)
-        chosen = language or canonical_language(settings.default_language)
+        chosen = language or canonical_language(settings.locale.default_language)
         rendered = render(text, fill_values(event_type, role, chosen, values))
-    smart = settings.smart_encoding
+    smart = settings.templates.smart_encoding
     return Preview(
         language=chosen,
         rendered=analyse(rendered, smart=smart),
         worst_case=worst_case(event_type, role, text, smart=smart),
         worst_case_ucs2=worst_case(event_type, role, text, smart=smart, filler=UCS2_FILLER),
-        max_segments=settings.template_max_parts,
+        max_segments=settings.templates.max_parts,
     )

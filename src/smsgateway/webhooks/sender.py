@@ -46,12 +46,12 @@ class WebhookSender:
         self.worker_id = worker_id
         settings = runtime.settings
         self.retry = RetryPolicy(
-            base_seconds=settings.webhook_retry_base_seconds,
-            max_seconds=settings.webhook_retry_max_seconds,
-            max_attempts=settings.webhook_max_attempts,
+            base_seconds=settings.webhooks.retry_base_seconds,
+            max_seconds=settings.webhooks.retry_max_seconds,
+            max_attempts=settings.webhooks.max_attempts,
         )
         self.loop = SupervisedLoop(
-            "webhook sender", self._pass, backoff=error_backoff(settings.worker_poll_seconds)
+            "webhook sender", self._pass, backoff=error_backoff(settings.worker.poll_seconds)
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -60,7 +60,7 @@ class WebhookSender:
 
     async def _pass(self) -> float:
         # Straight on while there is a backlog; otherwise poll.
-        return 0.0 if await self.run_once() else self.runtime.settings.worker_poll_seconds
+        return 0.0 if await self.run_once() else self.runtime.settings.worker.poll_seconds
 
     async def run_once(self, limit: int = 20) -> int:
         """Claim and deliver up to ``limit`` due webhooks. Returns how many."""
@@ -70,7 +70,7 @@ class WebhookSender:
 
     async def _claim(self, limit: int) -> list[_Due]:
         now = utcnow()
-        lease = timedelta(seconds=self.runtime.settings.lease_seconds)
+        lease = timedelta(seconds=self.runtime.settings.worker.lease_seconds)
         ready = or_(
             and_(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now),
             and_(WebhookDelivery.status == "sending", WebhookDelivery.lease_until < now),
@@ -140,7 +140,7 @@ class WebhookSender:
                 item.url,
                 content=body,
                 headers=headers,
-                timeout=self.runtime.settings.webhook_timeout_seconds,
+                timeout=self.runtime.settings.webhooks.timeout_seconds,
             )
             status_code = response.status_code
             if not 200 <= status_code < 300:

@@ -1,0 +1,320 @@
+"""The settings groups, one per concern, each read from its own ``SMSGW_*`` variables."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from smsgateway.config.base import FROM_JSON, Group, Zone, variables
+
+
+class DatabaseSettings(Group):
+    model_config = variables("SMSGW_DATABASE_")
+
+    url: str = "sqlite+aiosqlite:///./smsgateway.db"
+    pool_size: int = Field(default=10, ge=1)
+
+
+class ProviderSettings(Group):
+    """Which provider sends, and how hard it may be called."""
+
+    model_config = variables("SMSGW_PROVIDER_")
+
+    name: Literal["fake", "ovh"] = Field(default="fake", validation_alias="SMSGW_PROVIDER")
+    calls_per_minute: int = Field(
+        default=60, ge=0, description="Provider calls a minute, all workers together (0: no limit)"
+    )
+    circuit_failure_threshold: int = Field(
+        default=5, ge=1, validation_alias="SMSGW_CIRCUIT_FAILURE_THRESHOLD"
+    )
+    circuit_cooldown_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="SMSGW_CIRCUIT_COOLDOWN_SECONDS"
+    )
+
+
+class OvhSettings(Group):
+    model_config = variables("SMSGW_OVH_")
+
+    endpoint: str = "ovh-eu"
+    application_key: SecretStr | None = None
+    application_secret: SecretStr | None = None
+    consumer_key: SecretStr | None = None
+    service_name: str | None = None
+    sender: str = ""
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class ApiSettings(Group):
+    """The HTTP API: tokens, proxies, client defaults and request bodies."""
+
+    model_config = variables("SMSGW_")
+
+    admin_token: SecretStr | None = None
+    callback_token: SecretStr | None = None
+    trusted_proxies: Annotated[list[str], NoDecode, FROM_JSON] = Field(
+        default_factory=list,
+        description="Addresses or CIDR ranges whose X-Forwarded-For is believed",
+    )
+    default_rate_limit_per_second: float | None = Field(default=None, gt=0)
+    client_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long an API process keeps a client's row after reading it "
+        "(0: read it on every request); changes made elsewhere take this long to apply",
+    )
+    # 413 over the limit; per path prefix, the longest prefix wins.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_body_bytes_by_path: Annotated[dict[str, int], NoDecode, FROM_JSON] = Field(
+        default_factory=lambda: {"/v1/campaigns": 20 * 1024 * 1024},
+        description="Limits for path prefixes, e.g. campaign uploads",
+    )
+
+
+class LocaleSettings(Group):
+    model_config = variables("SMSGW_")
+
+    default_language: str = "en"
+    default_region: str | None = Field(
+        default=None,
+        description="ISO country used to read numbers written without +country code",
+    )
+
+
+class VerificationSettings(Group):
+    """Phone verification (PUT /v1/users/{user_ref}/phone)."""
+
+    model_config = variables("SMSGW_VERIFICATION_")
+
+    required: bool = Field(
+        default=True,
+        validation_alias="SMSGW_REQUIRE_VERIFIED_PHONE",
+        description="Booking SMS go only to verified numbers",
+    )
+    code_ttl_seconds: int = Field(
+        default=600, ge=60, le=86400, description="How long a one-time code is valid"
+    )
+    max_attempts: int = Field(
+        default=5, ge=1, le=100, description="Wrong codes allowed before the code is locked"
+    )
+    service_name: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Name the verification SMS starts with; unset: the API client's name",
+    )
+
+
+class TemplateSettings(Group):
+    model_config = variables("SMSGW_TEMPLATE_")
+
+    smart_encoding: bool = Field(
+        default=True,
+        validation_alias="SMSGW_SMART_ENCODING",
+        description="Replace typographic look-alikes (curly quotes, dashes) by GSM characters",
+    )
+    max_parts: int = Field(
+        default=2,
+        ge=1,
+        le=10,
+        description="Most SMS parts a template may take with every placeholder at its maximum",
+    )
+    cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long an API process keeps the stored templates after reading "
+        "them (0: read them on every message); edits made elsewhere take this long to apply",
+    )
+
+
+class WorkerSettings(Group):
+    """How every background loop claims work (messages, webhooks, campaigns)."""
+
+    model_config = variables("SMSGW_WORKER_")
+
+    poll_seconds: float = Field(default=1.0, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0, validation_alias="SMSGW_LEASE_SECONDS")
+    batch_size: int = Field(default=50, ge=1, le=1000)
+    concurrency: int = Field(default=8, ge=1, le=256)
+
+
+class DispatchSettings(Group):
+    """How the dispatcher sends a message: retries, validity, batching."""
+
+    model_config = variables("SMSGW_")
+
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_max_seconds: float = Field(default=600.0, gt=0)
+    max_attempts: int = Field(default=10, ge=1)
+    uncertain_settle_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="How long an SMS the provider may have accepted is looked up before resending",
+    )
+    message_validity_hours: float = Field(
+        default=24.0, gt=0, description="After this long unsent, a message ends expired"
+    )
+    batch_max_receivers: int = Field(
+        default=500, ge=1, le=1000, description="Receivers of one provider job (same text)"
+    )
+
+
+class DeliveryReportSettings(Group):
+    model_config = variables("SMSGW_DLR_")
+
+    check_after_seconds: float = Field(
+        default=3600.0, gt=0, description="Look up a submitted message with no report after this"
+    )
+    check_interval_seconds: float = Field(default=300.0, ge=0)
+    give_up_hours: float = Field(default=72.0, gt=0)
+
+
+class ReplySettings(Group):
+    """Polling OVHcloud's incoming SMS and its STOP list (0 turns one off)."""
+
+    model_config = variables("SMSGW_")
+
+    incoming_poll_seconds: float = Field(default=30.0, ge=0)
+    blacklist_sync_seconds: float = Field(default=3600.0, ge=0)
+
+
+class WebhookSettings(Group):
+    """Webhooks to the marketplace."""
+
+    model_config = variables("SMSGW_WEBHOOK_")
+
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    retry_base_seconds: float = Field(default=5.0, gt=0)
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
+    max_attempts: int = Field(default=30, ge=1)
+
+
+class ReminderSettings(Group):
+    """README "Scheduling, reminders and campaigns"."""
+
+    model_config = variables("SMSGW_REMINDER_")
+
+    enabled: bool = Field(
+        default=True,
+        validation_alias="SMSGW_REMINDERS_ENABLED",
+        description="Schedule booking reminders automatically (off: the marketplace posts"
+        " booking.starting_soon / booking.expiring_soon itself)",
+    )
+    lead_hours: float = Field(
+        default=24.0, ge=0, description="booking.starting_soon reminders go this long before"
+    )
+    expiry_lead_hours: float = Field(
+        default=2.0,
+        ge=0,
+        validation_alias="SMSGW_EXPIRY_REMINDER_LEAD_HOURS",
+        description="booking.expiring_soon reminders go this long before",
+    )
+
+
+class QuietHoursSettings(Group):
+    """Non-urgent texts wait out this window of the recipient's local time."""
+
+    model_config = variables("SMSGW_QUIET_HOURS_")
+
+    enabled: bool = True
+    start: time = time(22, 0)
+    end: time = time(8, 0)
+    fallback_zone: Zone = Field(
+        default="Europe/Paris", description="Zone of numbers whose own zone cannot be told"
+    )
+
+    @model_validator(mode="after")
+    def _window(self) -> QuietHoursSettings:
+        if self.start == self.end:
+            raise ValueError("SMSGW_QUIET_HOURS_START and SMSGW_QUIET_HOURS_END must differ")
+        return self
+
+
+class MarketingHoursSettings(Group):
+    """Campaign texts go only in this window of ``zone``'s local time."""
+
+    model_config = variables("SMSGW_MARKETING_")
+
+    hours_enabled: bool = True
+    hours_start: time = time(8, 0)
+    hours_end: time = time(20, 0)
+    days: Annotated[list[int], NoDecode, FROM_JSON] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5, 6],
+        description="ISO weekdays campaigns may send on (1 Monday ... 7 Sunday)",
+    )
+    zone: Zone = "Europe/Paris"
+
+    @field_validator("days")
+    @classmethod
+    def _iso_weekdays(cls, days: list[int]) -> list[int]:
+        if not days or any(day not in range(1, 8) for day in days):
+            raise ValueError("give at least one ISO weekday, 1 (Monday) to 7 (Sunday)")
+        return sorted(set(days))
+
+    @model_validator(mode="after")
+    def _window(self) -> MarketingHoursSettings:
+        if self.hours_start >= self.hours_end:
+            raise ValueError("SMSGW_MARKETING_HOURS_START must be before SMSGW_MARKETING_HOURS_END")
+        return self
+
+
+class CampaignSettings(Group):
+    model_config = variables("SMSGW_CAMPAIGN_")
+
+    rate_per_second: float = Field(
+        default=10.0, gt=0, le=1000, description="Campaign SMS a second (due times are spread)"
+    )
+    max_rows: int = Field(default=100_000, ge=1, le=1_000_000)
+    batch_size: int = Field(
+        default=1000, ge=1, le=10_000, description="Campaign rows made messages a transaction"
+    )
+
+
+class PricingSettings(Group):
+    """Built-in default: one credit per part at 0.07 EUR a credit."""
+
+    model_config = variables("SMSGW_")
+
+    credits_per_part: float = Field(default=1.0, ge=0)
+    credit_price: float = Field(default=0.07, ge=0)
+    currency: str = "EUR"
+    file: Path | None = Field(
+        default=None,
+        validation_alias="SMSGW_PRICING_FILE",
+        description="JSON pricing table (credits per part by country); replaces the three above",
+    )
+
+
+class LogSettings(Group):
+    """README "Observability and runbook"."""
+
+    model_config = variables("SMSGW_LOG_")
+
+    level: str = "INFO"
+    format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object per line, for log collectors"
+    )
+    access_log: bool = Field(
+        default=True, validation_alias="SMSGW_ACCESS_LOG", description="One log line per request"
+    )
+
+
+class MetricsSettings(Group):
+    model_config = variables("SMSGW_METRICS_")
+
+    cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long /metrics reuses its database gauges"
+    )
+    messages_window_seconds: float = Field(
+        default=86400.0, gt=0, description="smsgw_messages counts messages created this recently"
+    )
+    worker_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        validation_alias="SMSGW_WORKER_METRICS_PORT",
+        description="Where `smsgateway worker` serves /metrics",
+    )
+    worker_host: str = Field(default="127.0.0.1", validation_alias="SMSGW_WORKER_METRICS_HOST")
