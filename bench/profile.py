@@ -46,7 +46,6 @@ async def _statements(database_url: str, count: int) -> dict[str, Any]:
     from smsgateway.config import (
         DatabaseSettings,
         LogSettings,
-        ProviderSettings,
         Settings,
         VerificationSettings,
     )
@@ -97,7 +96,13 @@ async def _dispatch_statements(database_url: str, count: int) -> dict[str, Any]:
     """Statements and checkouts of one dispatcher pass over ``count`` due messages."""
     from smsgateway.app import create_app
     from smsgateway.clients.service import create_client
-    from smsgateway.config import Settings
+    from smsgateway.config import (
+        DatabaseSettings,
+        LogSettings,
+        ProviderSettings,
+        Settings,
+        VerificationSettings,
+    )
     from smsgateway.messages.dispatcher import Dispatcher
     from smsgateway.providers.fake import FakeProvider
     from smsgateway.runtime import build_runtime
