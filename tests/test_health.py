@@ -25,7 +25,12 @@ async def test_healthz_is_ok(http: httpx.AsyncClient) -> None:
 async def test_readyz_is_ok_with_the_database_up(http: httpx.AsyncClient) -> None:
     response = await http.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "provider_circuit": "closed"}
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "provider_circuit": "closed",
+        "stalled_loops": [],
+    }
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])

@@ -93,7 +93,7 @@ def _lifespan(settings: Settings, runtime: Runtime | None, run_worker: bool) -> 
         stop = asyncio.Event()
         # Without the workers, the API still keeps to the database's clock.
         background = run_workers(current, stop) if run_worker else ClockSync(current).run(stop)
-        worker: asyncio.Task[None] = asyncio.create_task(background)
+        worker: asyncio.Task[object] = asyncio.create_task(background)
         try:
             yield
         finally:

@@ -106,7 +106,11 @@ def _run_until_stopped(app: FastAPI, options: dict[str, Any]) -> bool:
     return server.started
 
 
-async def _run_worker(settings: Settings) -> None:
+# The exit code of a worker whose loops stalled: its supervisor should restart it.
+EXIT_STALLED = 3
+
+
+async def _run_worker(settings: Settings) -> int:
     from smsgateway.runtime import build_runtime
     from smsgateway.worker import run_workers
 
@@ -123,21 +127,20 @@ async def _run_worker(settings: Settings) -> None:
             runtime, settings.metrics.worker_host, settings.metrics.worker_port
         )
     try:
-        await run_workers(runtime, stop)
+        stalled = await run_workers(runtime, stop, watchdog=True)
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()
         await runtime.aclose()
+    return EXIT_STALLED if stalled else 0
 
 
 def _worker(_args: argparse.Namespace, settings: Settings) -> int:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-        asyncio.run(_run_worker(settings))
-    else:
-        uvloop.run(_run_worker(settings))
-    return 0
+        return asyncio.run(_run_worker(settings))
+    return uvloop.run(_run_worker(settings))
 
 
 def _migrate(_args: argparse.Namespace, settings: Settings) -> int:

@@ -138,6 +138,13 @@ class WorkerSettings(Group):
     lease_seconds: float = Field(default=60.0, gt=0, validation_alias="SMSGW_LEASE_SECONDS")
     batch_size: int = Field(default=50, ge=1, le=1000)
     concurrency: int = Field(default=8, ge=1, le=256)
+    stall_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        validation_alias="SMSGW_LOOP_STALL_SECONDS",
+        description="A background loop with no completed pass for this long past its due"
+        " time (stuck, or failing) makes /readyz answer 503; `worker` then exits non-zero",
+    )
 
 
 class DispatchSettings(Group):

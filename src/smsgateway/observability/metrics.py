@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any, Protocol
@@ -33,12 +34,13 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from smsgateway.config import Settings
 from smsgateway.observability.gauges import DatabaseSnapshot, SnapshotCache
+from smsgateway.workers.loop import running_loops
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,39 @@ class BreakerCollector(Collector):
         if state not in BREAKER_STATES:
             family.add_metric([state], 1.0)
         yield family
+
+
+class LoopCollector(Collector):
+    """Each background loop of this process: failed passes, heartbeat age, stalled."""
+
+    def __init__(self, runtime: RuntimeView) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        failures = CounterMetricFamily(
+            "smsgw_loop_failures",
+            "Passes of a background loop that raised; the loop went on after each",
+            labels=["loop"],
+        )
+        age = GaugeMetricFamily(
+            "smsgw_loop_heartbeat_age_seconds",
+            "Seconds since the loop last completed a pass (since it started, before that)",
+            labels=["loop"],
+        )
+        stalled = GaugeMetricFamily(
+            "smsgw_loop_stalled",
+            "1 while the loop makes no progress (see SMSGW_LOOP_STALL_SECONDS)",
+            labels=["loop"],
+        )
+        allowance = self.runtime.settings.worker.stall_seconds
+        now = time.monotonic()
+        for loop in running_loops():
+            beat = loop.heartbeat
+            last = beat.last_pass_at or beat.started_at or now
+            failures.add_metric([loop.name], float(beat.errors))
+            age.add_metric([loop.name], max(0.0, now - last))
+            stalled.add_metric([loop.name], 1.0 if loop.stalled(allowance) else 0.0)
+        yield from (failures, age, stalled)
 
 
 class SnapshotCollector(Collector):
@@ -250,6 +285,7 @@ async def render(runtime: RuntimeView) -> bytes:
     registry = CollectorRegistry()
     registry.register(_Forward(process_registry(runtime)))
     registry.register(BreakerCollector(runtime))
+    registry.register(LoopCollector(runtime))
     registry.register(SnapshotCollector(snapshot))
     return generate_latest(registry)
 
@@ -282,6 +318,7 @@ def serve_worker_metrics(runtime: RuntimeView, host: str, port: int) -> Any:
     registry = CollectorRegistry()
     registry.register(_Forward(runtime.metrics.registry))
     registry.register(BreakerCollector(runtime))
+    registry.register(LoopCollector(runtime))
     server, _thread = start_http_server(port, addr=host, registry=registry)
     log.info("worker metrics on http://%s:%d/metrics", host, port)
     return server

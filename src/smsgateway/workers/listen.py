@@ -34,6 +34,7 @@ class Listener:
             self._hold,
             backoff=error_backoff(retry_seconds),
             expected=(Exception,),
+            bounded_passes=False,  # a pass holds the connection for as long as it lasts
         )
 
     async def run(self, stop: asyncio.Event) -> None:

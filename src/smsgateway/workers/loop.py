@@ -10,7 +10,11 @@ the loop's ``RetryPolicy`` says. ``stop`` is only looked at between passes, so a
 pass always finishes (or releases what it holds) before ``run`` returns.
 
 Each loop keeps a ``Heartbeat``: when its last pass completed, how many passes
-completed and how many failed; readiness checks and metrics can read it.
+completed and how many failed, when the next is due. The loops a process is
+running are listed by ``running_loops``: ``/readyz`` answers 503 naming a loop
+that is ``stalled`` (stuck in a pass, not running its passes, or failing every
+one), metrics show each loop's failures and heartbeat age, and the worker
+command exits non-zero on a stall so that its supervisor restarts it.
 """
 
 from __future__ import annotations
@@ -44,6 +48,31 @@ class Heartbeat:
     passes: int = 0
     errors: int = 0  # passes that raised; the loop went on after each
     errors_in_a_row: int = 0
+    started_at: float | None = None  # when ``run`` began
+    pass_started_at: float | None = None  # None between passes
+    next_pass_at: float | None = None  # when the next pass is due to start
+    ended: bool = False  # ``run`` returned without being stopped
+
+    def stalled(
+        self, allowance: float, *, bounded_passes: bool = True, now: float | None = None
+    ) -> bool:
+        """No progress for ``allowance`` seconds past when it was due.
+
+        ``bounded_passes`` False: a pass may last as long as it likes (one that
+        holds a connection to listen on it).
+        """
+        now = time.monotonic() if now is None else now
+        if self.ended:
+            return True
+        in_pass = self.pass_started_at is not None
+        if in_pass and bounded_passes and now - (self.pass_started_at or now) > allowance:
+            return True  # stuck in a pass
+        if not in_pass and self.next_pass_at is not None and now - self.next_pass_at > allowance:
+            return True  # not running its passes
+        if self.errors_in_a_row:
+            since = self.last_pass_at or self.started_at or now
+            return now - since > allowance  # failing every pass
+        return False
 
     def seconds_since_pass(self, now: float | None = None) -> float | None:
         """Seconds since the last completed pass (None: none completed yet)."""
@@ -82,8 +111,10 @@ class SupervisedLoop:
         backoff: RetryPolicy,
         wakeup: asyncio.Event | None = None,
         expected: tuple[type[Exception], ...] = (),
+        bounded_passes: bool = True,
     ) -> None:
         self.name = name
+        self.bounded_passes = bounded_passes
         self.work = work
         self.backoff = backoff
         self.wakeup = wakeup
@@ -94,24 +125,45 @@ class SupervisedLoop:
     def heartbeat(self) -> Heartbeat:
         return self._heartbeat
 
+    def stalled(self, allowance: float) -> bool:
+        return self._heartbeat.stalled(allowance, bounded_passes=self.bounded_passes)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Pass after pass until ``stop`` is set; the pass under way always finishes."""
         log.debug("%s started", self.name)
+        self._heartbeat = replace(self._heartbeat, started_at=time.monotonic(), ended=False)
+        _RUNNING.add(self)
         try:
             while not stop.is_set():
                 if self.wakeup is not None:
                     # Cleared before the pass: work that arrives during it wakes the wait.
                     self.wakeup.clear()
                 seconds = await self.run_pass()
+                self._heartbeat = replace(
+                    self._heartbeat, next_pass_at=time.monotonic() + max(seconds, 0.0)
+                )
                 if seconds > 0:
                     await wait_for_any(stop, self.wakeup, seconds=seconds)
                 else:
                     await asyncio.sleep(0)  # never hog the event loop between passes
         finally:
+            if stop.is_set():
+                _RUNNING.discard(self)
+            else:  # cancelled or broken out of: never quietly
+                self._heartbeat = replace(self._heartbeat, ended=True)
+                log.error("%s ended without being stopped", self.name)
             log.debug("%s stopped", self.name)
 
     async def run_pass(self) -> float:
         """One pass, supervised: the seconds to wait before the next one."""
+        self._heartbeat = replace(self._heartbeat, pass_started_at=time.monotonic())
+        try:
+            seconds = await self._work_once()
+        finally:
+            self._heartbeat = replace(self._heartbeat, pass_started_at=None)
+        return seconds
+
+    async def _work_once(self) -> float:
         try:
             seconds = await self.work()
         except TRANSIENT_DATABASE_ERRORS as exc:
@@ -141,6 +193,20 @@ class SupervisedLoop:
             beat, errors=beat.errors + 1, errors_in_a_row=beat.errors_in_a_row + 1
         )
         return self.backoff.delay(min(self._heartbeat.errors_in_a_row, _MAX_BACKOFF_ATTEMPT))
+
+
+# The loops this process is running (and those that ended without being stopped).
+_RUNNING: set[SupervisedLoop] = set()
+
+
+def running_loops() -> list[SupervisedLoop]:
+    """The loops this process runs, by name."""
+    return sorted(_RUNNING, key=lambda loop: loop.name)
+
+
+def stalled_loops(allowance: float) -> list[str]:
+    """Names of the running loops that made no progress for ``allowance`` seconds."""
+    return [loop.name for loop in running_loops() if loop.stalled(allowance)]
 
 
 async def wait_for_any(
