@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +22,7 @@ from smsgateway.providers.base import (
     PermanentProviderError,
     SmsProvider,
     TransientProviderError,
+    deadline,
 )
 from smsgateway.providers.ovh import (
     ENDPOINTS,
@@ -606,3 +608,17 @@ def test_secrets_not_in_repr(client: OvhClient) -> None:
 def test_missing_credentials_refused() -> None:
     with pytest.raises(ValueError, match="needed"):
         OvhClient("ovh-eu", AK, "", CK)
+
+
+async def test_no_request_leaves_after_the_send_deadline(
+    router: respx.MockRouter, provider: OvhProvider
+) -> None:
+    route = router.post(JOBS_URL).respond(json=ok_report("+33601020304"))
+    past = asyncio.get_running_loop().time() - 0.001
+    with deadline(past), pytest.raises(TransientProviderError) as raised:
+        await provider.send(job())
+    assert raised.value.uncertain is False  # nothing left: safe to send again
+    assert not route.called
+    with deadline(asyncio.get_running_loop().time() + 60):
+        await provider.send(job())
+    assert route.call_count == 1

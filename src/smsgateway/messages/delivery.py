@@ -41,6 +41,7 @@ from smsgateway.providers.base import (
     OutgoingJob,
     ProviderError,
     TransientProviderError,
+    deadline,
 )
 from smsgateway.providers.health import CircuitBreaker, take_call
 from smsgateway.runtime import Runtime
@@ -125,6 +126,8 @@ class Delivery:
             due = started + timedelta(seconds=self.breaker.seconds_until_probe())
             await self._store(job, started, outcomes.release(due, "circuit_open"))
             return None
+        # Strictly inside the lease the renewal gives: past it, nothing leaves.
+        until = asyncio.get_running_loop().time() + self._call_budget()
         job = await self._renew(job, tag)
         if not job:
             return None
@@ -138,7 +141,11 @@ class Delivery:
         # What was looked up under this tag is stale once it is sent with again.
         self._receivers_by_tag.pop(tag, None)
         try:
-            return job, await self.provider.send(outgoing)
+            with deadline(until):
+                async with asyncio.timeout_at(until):
+                    return job, await self.provider.send(outgoing)
+        except TimeoutError:
+            return job, TransientProviderError("no answer within the send deadline", uncertain=True)
         except ProviderError as exc:
             return job, exc
         except Exception as exc:
@@ -271,6 +278,15 @@ class Delivery:
             unsent = outcomes.release(now, "settled", uncertain=False, uncertain_since=None)
             await self._store(settled, now, unsent)
         return [m for m in job if m.id in kept]
+
+    def _call_budget(self) -> float:
+        """Seconds a send may take, clock resync included: half the lease.
+
+        The other half is the margin for the renewal's own transaction. A
+        take-over counts the settle time from the lease's end, which is later
+        than any moment this send could still reach the provider.
+        """
+        return self.settings.worker.lease_seconds / 2
 
     def _adopted(self, provider_id: str) -> Outcome:
         return outcomes.submitted(self.provider.name, provider_id, "adopted", None)

@@ -139,10 +139,11 @@ async def claim(
 ) -> list[Claimed]:
     """Lease up to ``limit`` due messages to ``worker`` (``queued`` → ``sending``).
 
-    A ``sending`` message whose lease ran out (its worker died) is taken over
-    as well. It may already have reached the provider, so the claim marks it
-    ``uncertain`` (from now, if not already): the dispatcher looks it up at
-    the provider before sending it again. The caller commits.
+    A ``sending`` message whose lease ran out (its worker died or stalled) is
+    taken over as well. It may already have reached the provider, so the
+    claim marks it ``uncertain`` from the end of the old lease: the dispatcher
+    looks it up at the provider before sending it again, and waits the settle
+    time from then. The caller commits.
     """
     due = or_(
         and_(Message.status == Status.QUEUED.value, Message.due_at <= now),
@@ -156,10 +157,9 @@ async def claim(
         .values(
             status=Status.SENDING.value,
             uncertain=case((taken_over, True), else_=Message.uncertain),
-            uncertain_since=case(
-                (taken_over, func.coalesce(Message.uncertain_since, now)),
-                else_=Message.uncertain_since,
-            ),
+            # The settle time restarts from the old lease's end: its holder's send
+            # could reach the provider until then, never later (Delivery._call).
+            uncertain_since=case((taken_over, Message.lease_until), else_=Message.uncertain_since),
             lease_owner=worker,
             lease_until=now + lease,
             attempts=Message.attempts + 1,

@@ -12,8 +12,15 @@ Exception hierarchy::
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
+
+# The ``loop.time()`` after which a send may no longer leave this process (see ``deadline``).
+_SEND_DEADLINE: ContextVar[float | None] = ContextVar("send_deadline", default=None)
 
 
 class ProviderError(Exception):
@@ -43,6 +50,30 @@ class TransientProviderError(ProviderError):
 
 class PermanentProviderError(ProviderError):
     """A failure that will happen again: the message fails with this reason."""
+
+
+@contextmanager
+def deadline(at: float) -> Iterator[None]:
+    """Within the block, no request leaves after ``at`` (``loop.time()``): see ``check_deadline``.
+
+    The dispatcher sets it around a send, from the moment it renews the lease,
+    so that a worker stalled past its lease can never send what another
+    worker has taken over since.
+    """
+    token = _SEND_DEADLINE.set(at)
+    try:
+        yield
+    finally:
+        _SEND_DEADLINE.reset(token)
+
+
+def check_deadline() -> None:
+    """Raise, as not sent, once the current send's deadline has passed (just before sending)."""
+    at = _SEND_DEADLINE.get()
+    if at is not None and asyncio.get_running_loop().time() >= at:
+        raise TransientProviderError(
+            "send deadline passed before the request left", uncertain=False
+        )
 
 
 @dataclass(frozen=True, slots=True)

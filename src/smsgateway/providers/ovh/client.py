@@ -42,7 +42,11 @@ from typing import Any, Final
 
 import httpx
 
-from smsgateway.providers.base import PermanentProviderError, TransientProviderError
+from smsgateway.providers.base import (
+    PermanentProviderError,
+    TransientProviderError,
+    check_deadline,
+)
 from smsgateway.providers.ovh.signing import resolve_endpoint, sign
 
 logger = logging.getLogger(__name__)
@@ -212,6 +216,7 @@ class OvhClient:
             body or b"",
             timestamp,
         )
+        check_deadline()
         try:
             response = await self._http.send(request)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
