@@ -7,6 +7,8 @@ a message made due at once).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -81,3 +83,48 @@ async def make_due(runtime: Runtime, message_id: str | None = None) -> None:
         statement = statement.where(Message.id == message_id)
     async with runtime.sessionmaker() as session, session.begin():
         await session.execute(statement)
+
+
+async def asgi_post(
+    app: Any,
+    path: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    on_start: Callable[[int], Awaitable[None]],
+) -> None:
+    """POST ``body`` to ``app`` directly over ASGI; ``on_start(status)`` runs as the answer starts.
+
+    Unlike an HTTP client, which returns once the whole app call is over, this
+    sees the moment the answer leaves: what ``on_start`` finds committed then is
+    what a client that has the answer may rely on.
+    """
+    raw = json.dumps(body).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "server": ("test", 80),
+        "client": ("127.0.0.1", 50000),
+        "headers": [
+            (b"host", b"test"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(raw)).encode()),
+            *[(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        ],
+    }
+    chunks = [{"type": "http.request", "body": raw, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return chunks.pop(0) if chunks else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            await on_start(message["status"])
+
+    await app(scope, receive, send)

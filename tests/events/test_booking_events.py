@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from smsgateway.app import create_app
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.models.events import BookingEvent
 from smsgateway.models.messages import Message
@@ -15,6 +16,7 @@ from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event
 from tests.factories import make_client
+from tests.helpers import asgi_post
 
 EXPECTED_ROLES = {
     "booking.requested": ["offeror"],
@@ -182,16 +184,24 @@ async def test_concurrent_duplicates_create_one_set_of_messages(
 
 
 async def test_accepted_event_is_committed_before_the_answer(
-    http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
+    auth: dict[str, str], runtime: Runtime
 ) -> None:
-    response = await http.post("/v1/booking-events", json=booking_event(), headers=auth)
-    message_id = response.json()["messages"][0]["id"]
-    # A separate connection sees the rows as soon as the 202 is received.
-    async with runtime.sessionmaker() as session:
-        stored = await session.get(Message, message_id)
-    assert stored is not None
-    assert stored.status == "queued"
-    assert stored.text.startswith("Booking request from Anna: Kayak for two")
+    """Another connection sees the rows when the answer's first byte goes out.
+
+    Driven at the ASGI level: an HTTP client only returns once the app is done,
+    after the request's session has committed anyway, so it cannot tell.
+    """
+    seen: list[tuple[int, int]] = []
+
+    async def on_start(status: int) -> None:
+        async with runtime.sessionmaker() as session:
+            count = await session.scalar(select(func.count()).select_from(Message))
+        seen.append((status, count or 0))
+
+    app = create_app(runtime=runtime)
+    async with app.router.lifespan_context(app):
+        await asgi_post(app, "/v1/booking-events", booking_event(), auth, on_start)
+    assert seen == [(202, 1)]
 
 
 @pytest.mark.parametrize(

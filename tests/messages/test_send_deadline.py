@@ -74,3 +74,25 @@ async def test_a_take_over_waits_the_settle_time_from_the_old_lease_end(
         (taken,) = await claim(session, worker="w", now=now, lease=timedelta(seconds=60), limit=10)
     assert taken.uncertain is True
     assert taken.uncertain_since == lease_end
+
+
+async def test_a_worker_whose_message_was_taken_over_does_not_send_it(
+    http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
+) -> None:
+    """Its lease ran out while it waited for a call slot; the new holder owns it now."""
+    provider = FakeProvider()
+    runtime.provider = provider
+    message = await send_message(http, auth, to="+33611223344", text="Hello")
+    late = Dispatcher(runtime, worker_id="late-worker")
+    async with runtime.sessionmaker() as session, session.begin():
+        job = await claim(
+            session, worker="late-worker", now=utcnow(), lease=timedelta(seconds=60), limit=10
+        )
+    async with runtime.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Message).where(Message.id == message["id"]).values(lease_owner="new-holder")
+        )
+    await late.delivery.send(job)
+    assert provider.sent == []
+    stored = await stored_message(runtime, message["id"])
+    assert (stored.status, stored.lease_owner) == ("sending", "new-holder")
