@@ -14,7 +14,7 @@ import asyncio
 from decimal import Decimal
 from typing import BinaryIO, Literal
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.campaigns.schemas import (
@@ -234,22 +234,30 @@ async def _cancel_queued(session: AsyncSession, campaign: Campaign) -> int:
             break
         # Re-checked on the row: a dispatcher may have taken some meanwhile.
         refunds: list[str] = []
-        moved = await settle_queued(
-            session,
-            Message.id.in_(waiting),
-            status=Status.CANCELLED,
-            reason="campaign_cancelled",
-            refund_reason="campaign cancelled",
-            refunds=refunds,
-        )
+        moved = await _settle(session, campaign, Message.id.in_(waiting), refunds=refunds)
         await refund_cancelled(session, campaign.client_id, refunds, "campaign cancelled")
         total += len(moved)
     # Those OVHcloud may have: pending until their attempt or look-up says.
-    in_flight = await settle_queued(
+    pending: list[str] = []
+    total += len(await _settle(session, campaign, Message.campaign_id == campaign.id, pending))
+    return total + len(pending)
+
+
+async def _settle(
+    session: AsyncSession,
+    campaign: Campaign,
+    where: ColumnElement[bool],
+    pending: list[str] | None = None,
+    *,
+    refunds: list[str] | None = None,
+) -> list[str]:
+    return await settle_queued(
         session,
-        Message.campaign_id == campaign.id,
+        where,
         status=Status.CANCELLED,
         reason="campaign_cancelled",
         refund_reason="campaign cancelled",
+        refunds=refunds,
+        pending=pending,
+        notify=False,  # the campaign's cancel is the news, not each message's
     )
-    return total + len(in_flight)

@@ -7,6 +7,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AliasGenerator, BeforeValidator
+from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,9 +23,12 @@ def _json_text(value: object) -> object:
     if not isinstance(value, str):
         return value
     try:
-        return json.loads(value)
+        decoded = json.loads(value)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc})") from None
+    if decoded is None:
+        raise PydanticUseDefault  # ``null``: as if the variable were not set
+    return decoded
 
 
 Zone = Annotated[str, AfterValidator(_known_zone)]

@@ -10,7 +10,8 @@ The ``message.status`` webhook is written here and only here, in the same
 transaction, once for each row the statement really moved: never for a move
 that did not happen, never twice for one. The marketplace hears of the
 statuses in ``NOTIFIED``; ``sending`` and a retry's way back to ``queued`` are
-the gateway's own business. Each move it hears of adds one to the message's
+the gateway's own business; a campaign cancel is told as the campaign's, not
+per message (see ``settle_queued``). Each move it hears of adds one to the message's
 ``status_sequence``, sent as ``data.sequence``: sorted by it, a message's
 webhooks follow the state machine even when they arrive out of order.
 
@@ -79,6 +80,8 @@ async def _move(
     told = to in NOTIFIED
     if told:
         values = {**values, "status_sequence": Message.status_sequence + 1}
+    if to in NOTIFIED:  # taken by the provider, or ended: nothing left to settle
+        values = {**values, "settle_to": None, "settle_reason": None}
     rows = (
         await session.execute(
             update(Message)
@@ -255,6 +258,8 @@ async def settle_queued(
     refund_reason: str,
     values: Mapping[str, object] | None = None,
     refunds: list[str] | None = None,
+    pending: list[str] | None = None,
+    notify: bool = True,
 ) -> list[str]:
     """End the messages matching ``where`` that have not gone as ``status`` (cancelled, blocked).
 
@@ -268,27 +273,55 @@ async def settle_queued(
       when the look-up does not find them; if the provider has them, they
       run their course.
 
-    Returns the ids ended now. With ``refunds``, their ids are appended to it
-    for the caller to refund (``credits.refund``) later in the transaction
-    instead: the refund locks the client's balance row, which a booking event
-    takes last of all.
+    Returns the ids ended now; ``pending`` collects those marked. With
+    ``refunds``, the ids ended are appended to it for the caller to refund
+    (``credits.refund``) later in the transaction instead: the refund locks
+    the client's balance row, which a booking event takes last of all.
+    ``notify`` False: no ``message.status`` webhook for those ended now (a
+    campaign cancel is one act of the client's, not news about each message).
     """
     if not can_move(Status.QUEUED, status):
         raise ValueError(f"a queued message cannot be settled as {status.value}")
-    statement = _settle_or_mark(and_(*where), status, reason, values or {})
+    statement = _settle_or_mark(and_(*where), status, reason, values or {}, told=notify)
     rows = (await session.execute(statement)).all()
     settled = [row for row in rows if row.status == status.value]
+    if pending is not None:
+        pending.extend(row.id for row in rows if row.status != status.value)
     for row in settled:
         if refunds is not None:
             refunds.append(row.id)
         else:
             await refund(session, row.id, refund_reason)
-        await _status_changed(session, row.id, row.client_id)
+        if notify:
+            await _status_changed(session, row.id, row.client_id)
     return [row.id for row in settled]
 
 
+async def lift_pending(session: AsyncSession, *where: ColumnElement[bool], reason: str) -> None:
+    """Drop the pending settlements ``reason`` of the messages matching ``where``.
+
+    A START after a STOP that came during an attempt, an unsuspended number:
+    what would have blocked the message no longer holds.
+    """
+    await session.execute(
+        update(Message)
+        .where(
+            Message.status.in_([Status.QUEUED.value, Status.SENDING.value]),
+            Message.settle_reason == reason,
+            *where,
+        )
+        .values(settle_to=None, settle_reason=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _settle_or_mark(
-    where: ColumnElement[bool], status: Status, reason: str, values: Mapping[str, object]
+    where: ColumnElement[bool],
+    status: Status,
+    reason: str,
+    values: Mapping[str, object],
+    *,
+    told: bool,
 ) -> ReturningUpdate[str, str, str]:
     """``settle_queued``'s statement: end the queued, mark those the provider may have."""
     now = utcnow()
@@ -305,7 +338,9 @@ def _settle_or_mark(
             reason=unless_pending(reason, Message.reason),
             due_at=unless_pending(None, Message.due_at),
             final_at=unless_pending(now, Message.final_at),
-            status_sequence=unless_pending(Message.status_sequence + 1, Message.status_sequence),
+            status_sequence=unless_pending(
+                Message.status_sequence + int(told), Message.status_sequence
+            ),
             settle_to=unless_pending(None, func.coalesce(Message.settle_to, status.value)),
             settle_reason=unless_pending(None, func.coalesce(Message.settle_reason, reason)),
             updated_at=now,

@@ -179,11 +179,8 @@ async def cancel_message(session: AsyncSession, client_id: str, message_id: str)
         await session.refresh(message)
         return True
     await session.refresh(message)
-    if message.settle_to == Status.CANCELLED and message.status in (
-        Status.QUEUED,
-        Status.SENDING,
-    ):
-        return False
+    if message.settle_to is not None and message.status in (Status.QUEUED, Status.SENDING):
+        return False  # cancelled, or blocked by a STOP first: either way never sent again
     raise Problem(
         409,
         "not-cancellable",

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.db import upsert_for, utcnow
 from smsgateway.errors import Problem
-from smsgateway.messages.lifecycle import settle_queued
+from smsgateway.messages.lifecycle import lift_pending, settle_queued
 from smsgateway.models.messages import Message
 from smsgateway.models.phones import NumberState, UserPhone
 from smsgateway.models.status import Status
@@ -135,11 +135,13 @@ async def set_suspended(
             await _block_queued(session, number, now)
             log.info("number %s suspended", mask(number))
     else:
-        await session.execute(
+        lifted = await session.execute(
             update(NumberState)
             .where(NumberState.number == number, NumberState.suspended_at.is_not(None))
             .values(suspended_at=None, updated_at=now)
         )
+        if lifted.rowcount:  # type: ignore[attr-defined]
+            await lift_pending(session, Message.to == number, reason="suspended")
     state = await session.get(NumberState, number, populate_existing=True)
     assert state is not None
     return state

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.db import upsert_for, utcnow
-from smsgateway.messages.lifecycle import settle_queued
+from smsgateway.messages.lifecycle import lift_pending, settle_queued
 from smsgateway.messages.service import announce_queued, system_message
 from smsgateway.models.callbacks import IncomingMessage
 from smsgateway.models.clients import ApiClient
@@ -182,6 +182,7 @@ async def opt_in(session: AsyncSession, runtime: Runtime, number: str, *, source
     )
     if not flipped.rowcount:  # type: ignore[attr-defined]
         return False
+    await lift_pending(session, Message.to == number, reason="opted_out")
     await _notify_clients(session, number, "phone.opted_in", source)
     await _send_system(
         session, runtime, number, "start_confirmation", event_type="phone.start_confirmation"
