@@ -9,15 +9,26 @@ followed by a stale "pending" one, some before the send's answer, some late.
 
 Meanwhile ``SMSGW_CHAOS_EVENTS`` (5,000) booking events are posted, a tenth of them
 twice (some at the same moment to both API processes, some later), and workers are
-killed with SIGKILL and started again. When every message has reached a final state,
-the test checks what a marketplace and its accountant would:
+killed with SIGKILL and started again. One worker runs with its clock 90 s ahead
+(``faketime``); OVHcloud lists an SMS only 0.5 s after taking it, and the call budget
+is on. Some messages are cancelled right after they are accepted, some numbers send
+STOP during the run, a tenth of the events come from a second client whose webhook
+receiver refuses a fifth of the deliveries, and the messages table is locked
+(``ACCESS EXCLUSIVE``) for ``SMSGW_CHAOS_LOCK_SECONDS`` (40) in the middle of it.
+When every message has reached a final state, the test checks what a marketplace
+and its accountant would:
 
 - every acknowledged message exists, once, and is final (lost: 0);
 - OVHcloud took each SMS exactly once (duplicates: 0), and every SMS it took is
   known to the gateway by its id;
 - every delivery report it sent is applied: each SMS's final state is the message's;
 - the client's credits are its quota minus what the billed messages cost, and equal
-  the sum of its ledger.
+  the sum of its ledger;
+- nothing was sent after a cancel answered 200 (or 202 and ended cancelled), and
+  nothing reached OVHcloud for a number later than a send in flight at its STOP could;
+- each message's webhooks, sorted by ``sequence``, follow the lifecycle: 1, 2… with no
+  gap, each status once, a final status last and equal to the message's;
+- after the lock, ``/readyz`` answers 200 again and sending resumes.
 
 PostgreSQL only: SQLite serves a single process.
 """
@@ -29,6 +40,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -42,6 +54,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from tests.chaos.receiver import FlakyReceiver
 from tests.chaos.summary import record_summary
 from tests.databases import own_postgres_database, postgres_server_url
 from tests.processes import (
@@ -75,6 +88,12 @@ POST_CONCURRENCY = 24
 DUPLICATE_SHARE = 0.10
 WORKERS = 3
 KILLS = 4  # spread over the posting
+CANCEL_SHARE = 0.03  # accepted messages cancelled at once
+STOPS = 20  # numbers that send STOP during the posting
+HOOKED_SHARE = 0.10  # events posted by the client with a webhook receiver
+RECEIVER_FAILURES = 0.2
+LOCK_S = float(os.environ.get("SMSGW_CHAOS_LOCK_SECONDS", "40"))
+AHEAD = "+90s"  # one worker's clock
 FINAL = {"delivered", "failed", "expired", "cancelled", "blocked", "rejected"}
 
 FAULTS: dict[str, Any] = {
@@ -108,12 +127,13 @@ GATEWAY_SETTINGS = {
     "worker_batch_size": "20",
     "incoming_poll_seconds": "0",
     "blacklist_sync_seconds": "0",
-    "provider_calls_per_minute": "0",
+    "provider_calls_per_minute": "3000",
     "circuit_cooldown_seconds": "1",
     "dlr_check_after_seconds": "15",
     "dlr_check_interval_seconds": "3",
     "database_pool_size": "4",
     "webhook_retry_base_seconds": "1",
+    "webhook_retry_max_seconds": "5",
     "log_level": "INFO",
     "access_log": "false",
 }
@@ -144,6 +164,11 @@ class Tally:
     kills: int = 0
     posting_s: float = 0.0
     settling_s: float = 0.0
+    cancels: dict[str, int] = field(default_factory=dict)  # message id -> DELETE status
+    stops: dict[str, float] = field(default_factory=dict)  # number -> when STOP was stored
+    locked_s: float = 0.0
+    ready_again_s: float | None = None  # after the lock, until both /readyz said 200
+    lock_released_at: float = 0.0  # time.time()
 
 
 def make_events(count: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -204,6 +229,8 @@ class Chaos:
         self.tally = Tally()
         self.quota = EVENTS * 4
         self.started = time.monotonic()
+        self.receiver = FlakyReceiver(RECEIVER_FAILURES, SEED, free_port())
+        self.clock_ahead = shutil.which("faketime") is not None
 
     # -- set-up ----------------------------------------------------------------
 
@@ -225,12 +252,18 @@ class Chaos:
         )
         run_command(["-m", "smsgateway", "migrate"], env, self.logs)
         self.api_key = create_client(env, self.logs, "chaos", "--quota", str(self.quota))
+        self.hooked_key = create_client(
+            env, self.logs, "hooked", "--quota", str(self.quota), "--webhook-url", self.receiver.url
+        )
         httpx.post(f"{self.fake_url}/_control/faults", json=FAULTS, timeout=5).raise_for_status()
         for n, port in enumerate(self.ports):
             args = ["-m", "smsgateway", "serve", "--no-worker", "--port", str(port)]
             self.processes.append(Process(f"api{n + 1}", args, env, self.logs))
         for n in range(WORKERS):
-            worker = Process(f"worker{n + 1}", ["-m", "smsgateway", "worker"], env, self.logs)
+            # The last worker's clock runs ahead: it must behave like the others.
+            ahead = ["faketime", "-f", AHEAD] if self.clock_ahead and n == WORKERS - 1 else None
+            args = ["-m", "smsgateway", "worker"]
+            worker = Process(f"worker{n + 1}", args, env, self.logs, prefix=ahead)
             self.processes.append(worker)
             self.workers.append(worker)
         for api, process in zip(self.apis, self.processes[1:3], strict=True):
@@ -239,9 +272,8 @@ class Chaos:
     # -- the run ---------------------------------------------------------------
 
     async def post_all(self, events: list[dict[str, Any]]) -> None:
-        auth = {"Authorization": f"Bearer {self.api_key}"}
         limits = httpx.Limits(max_connections=POST_CONCURRENCY * 2)
-        async with httpx.AsyncClient(timeout=30, headers=auth, limits=limits) as http:
+        async with httpx.AsyncClient(timeout=30, limits=limits) as http:
             gate = asyncio.Semaphore(POST_CONCURRENCY)
             later: list[dict[str, Any]] = []
 
@@ -265,18 +297,26 @@ class Chaos:
                 *(self.post(http, self.apis[n % 2], event) for n, event in enumerate(later))
             )
 
+    def auth_for(self, event: dict[str, Any]) -> dict[str, str]:
+        """The client that posts this event: a tenth of them, the one with webhooks."""
+        hooked = int(event["event_id"].rsplit("-", 1)[1]) % round(1 / HOOKED_SHARE) == 0
+        return {"Authorization": f"Bearer {self.hooked_key if hooked else self.api_key}"}
+
     async def post(self, http: httpx.AsyncClient, api: str, event: dict[str, Any]) -> None:
         """Post until answered 200/202, as a client with an idempotency key would."""
         self.tally.posted += 1
-        for _ in range(20):
+        auth = self.auth_for(event)
+        for _ in range(40):
             try:
-                response = await http.post(f"{api}/v1/booking-events", json=event)
+                response = await http.post(f"{api}/v1/booking-events", json=event, headers=auth)
             except httpx.TransportError:
                 self.tally.retried += 1
                 await asyncio.sleep(0.2)
                 continue
             if response.status_code in (202, 200):
                 self.answered(event["event_id"], response)
+                if response.status_code == 202 and self.rng.random() < CANCEL_SHARE:
+                    await self.cancel(http, api, auth, response.json()["messages"])
                 return
             if response.status_code == 503:
                 self.tally.answered_503 += 1
@@ -296,6 +336,76 @@ class Chaos:
         first = self.tally.answers.setdefault(event_id, ids)
         if first != ids:
             self.tally.mismatched.append(event_id)
+
+    async def cancel(
+        self, http: httpx.AsyncClient, api: str, auth: dict[str, str], messages: list[Any]
+    ) -> None:
+        """Cancel a message just accepted; a worker may be sending it already."""
+        if not messages:
+            return
+        message_id = messages[0]["id"]
+        for _ in range(10):
+            try:
+                response = await http.delete(f"{api}/v1/messages/{message_id}", headers=auth)
+            except httpx.TransportError:
+                await asyncio.sleep(0.2)
+                continue
+            if response.status_code in (200, 202, 409):
+                self.tally.cancels[message_id] = response.status_code
+                return
+            assert response.status_code in (503, 429), response.text
+            await asyncio.sleep(0.2)
+
+    async def send_stops(self, events: list[dict[str, Any]], until: asyncio.Event) -> None:
+        """Numbers reply STOP while their messages are being sent, spread over the posting."""
+        numbers = sorted({e["offeror"]["phone"] for e in events})
+        chosen = self.rng.sample(numbers, min(STOPS, len(numbers)))
+        async with httpx.AsyncClient(timeout=30) as http:
+            for n, number in enumerate(chosen, start=1):
+                while len(self.tally.answers) < EVENTS * n / (len(chosen) + 1):
+                    if until.is_set():
+                        return
+                    await asyncio.sleep(0.1)
+                api = self.apis[n % 2]
+                url = f"{api}/v1/providers/ovh/{self.token}/stop"
+                for _ in range(40):
+                    try:
+                        response = await http.get(url, params={"sender": number})
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.2)
+                        continue
+                    if response.status_code == 200:
+                        self.tally.stops[number] = time.time()
+                        break
+                    await asyncio.sleep(0.2)
+
+    async def lock_messages(self, engine: AsyncEngine, until: asyncio.Event) -> None:
+        """Halfway through, hold ACCESS EXCLUSIVE on the messages table for LOCK_S."""
+        while len(self.tally.answers) < EVENTS / 2:
+            if until.is_set():
+                return
+            await asyncio.sleep(0.2)
+        began = time.monotonic()
+        async with engine.connect() as connection, connection.begin():
+            await connection.execute(text("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE"))
+            await asyncio.sleep(LOCK_S)
+        self.tally.locked_s = time.monotonic() - began
+        self.tally.lock_released_at = time.time()
+        released = time.monotonic()
+        async with httpx.AsyncClient(timeout=10) as http:
+            while True:
+                answers = []
+                for api in self.apis:
+                    try:
+                        answers.append((await http.get(f"{api}/readyz")).status_code)
+                    except httpx.TransportError:
+                        answers.append(0)
+                if answers == [200, 200]:
+                    self.tally.ready_again_s = time.monotonic() - released
+                    return
+                if time.monotonic() - released > 120:
+                    return
+                await asyncio.sleep(0.5)
 
     async def kill_workers(self, until: asyncio.Event) -> None:
         """SIGKILL a worker each time another part of the events is answered; restart it."""
@@ -368,17 +478,47 @@ class Stored:
     credits: Decimal
     kind: str
     due_at: datetime | None
+    tags: frozenset[str | None]  # its own, and its batch's
+    client: str
+    told: int  # status_sequence: the statuses its client was told of
 
 
 async def stored_messages(engine: AsyncEngine) -> dict[str, Stored]:
     async with engine.connect() as connection:
         rows = await connection.execute(
             text(
-                "SELECT id, status, reason, to_number, provider_id, credits, kind, due_at "
-                "FROM messages"
+                "SELECT m.id, status, reason, to_number, provider_id, credits, kind, due_at,"
+                " provider_tag, job_tag, c.name, status_sequence"
+                " FROM messages m JOIN api_clients c ON c.id = m.client_id"
             )
         )
-        return {row[0]: Stored(*row) for row in rows}
+        return {
+            row[0]: Stored(*row[:8], frozenset({row[8], row[9]}), row[10], row[11]) for row in rows
+        }
+
+
+async def webhooks_settle(engine: AsyncEngine) -> dict[str, int]:
+    """Wait until no webhook is left to deliver; the deliveries by status."""
+    deadline = time.monotonic() + DRAIN_DEADLINE_S
+    while True:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text("SELECT status, count(*) FROM webhook_deliveries GROUP BY 1")
+            )
+            counts = {status: count for status, count in rows}
+        if not counts.get("pending") and not counts.get("sending"):
+            return counts
+        if time.monotonic() > deadline:
+            async with engine.connect() as connection:
+                rows = await connection.execute(
+                    text(
+                        "SELECT attempts, next_attempt_at - now(), last_status_code, last_error"
+                        " FROM webhook_deliveries WHERE status <> 'delivered' LIMIT 5"
+                    )
+                )
+                stuck = [tuple(row) for row in rows]
+            raise AssertionError(f"webhooks not delivered: {counts} {stuck}")
+        await asyncio.sleep(1.0)
 
 
 async def ledger_facts(engine: AsyncEngine) -> dict[str, Any]:
@@ -487,8 +627,10 @@ def check(chaos: Chaos, stored: dict[str, Stored], facts: dict[str, Any], fake: 
 
     # Credits: quota minus what billed messages cost, and the ledger adds up.
     by_message: dict[str, set[str]] = facts["by_message"]
-    billed = [m for m in stored.values() if by_message.get(m.id) == {"reserve"}]
-    refunded = [m for m in stored.values() if by_message.get(m.id) == {"reserve", "refund"}]
+    # The balance checked is the main client's; the hooked one is billed the same way.
+    mine = [m for m in stored.values() if m.client == "chaos"]
+    billed = [m for m in mine if by_message.get(m.id) == {"reserve"}]
+    refunded = [m for m in mine if by_message.get(m.id) == {"reserve", "refund"}]
     delivered_messages = [m for m in stored.values() if m.status == "delivered"]
     unbilled = [m for m in delivered_messages if by_message.get(m.id) != {"reserve"}]
     expect(not unbilled, f"delivered but not billed exactly once: {unbilled[:3]}")
@@ -502,6 +644,12 @@ def check(chaos: Chaos, stored: dict[str, Stored], facts: dict[str, Any], fake: 
         f"balance {facts['balance']} != ledger {facts['ledger_sum']}",
     )
 
+    cancelled_late, sent_after_stop = check_cancels_and_stops(chaos, stored, sent, expect)
+    out_of_order = check_webhooks(chaos, stored, fake["webhooks"], expect)
+    expect(chaos.tally.ready_again_s is not None, "/readyz never answered 200 after the lock")
+    resumed = sum(1 for sms in sent if _at(sms) > chaos.tally.lock_released_at)
+    expect(resumed > 0, "nothing was sent after the lock")
+
     statuses = Counter(m.status for m in stored.values() if m.id in acknowledged)
     faults = stats.get("faults", {})
     elapsed = time.monotonic() - chaos.started
@@ -514,7 +662,13 @@ def check(chaos: Chaos, stored: dict[str, Stored], facts: dict[str, Any], fake: 
         f"dlr_stored={facts['reports']} dlr_unapplied={facts['unapplied_reports']} "
         f"refunded={len(refunded)} credits_charged={spent} "
         f"faults={sum(faults.values())} {dict(sorted(faults.items()))} "
-        f"worker_kills={tally.kills} posting={tally.posting_s:.0f}s "
+        f"worker_kills={tally.kills} clock_ahead={AHEAD if chaos.clock_ahead else 'off'} "
+        f"cancels={dict(sorted(Counter(tally.cancels.values()).items()))} "
+        f"sent_after_cancel={cancelled_late} stops={len(tally.stops)} "
+        f"sent_after_stop={sent_after_stop} webhooks={len(chaos.receiver.events)} "
+        f"webhooks_refused={chaos.receiver.refused} webhook_out_of_order={out_of_order} "
+        f"lock={tally.locked_s:.0f}s ready_after_lock={tally.ready_again_s}s "
+        f"sent_after_lock={resumed} posting={tally.posting_s:.0f}s "
         f"settling={tally.settling_s:.0f}s elapsed={elapsed:.0f}s"
     )
     record_summary(summary if not broken else f"{summary} FAILED")
@@ -522,33 +676,101 @@ def check(chaos: Chaos, stored: dict[str, Stored], facts: dict[str, Any], fake: 
     return summary
 
 
+def _at(sms: dict[str, Any]) -> float:
+    """When OVHcloud took the SMS (whole seconds)."""
+    return datetime.fromisoformat(sms["creationDatetime"]).timestamp()
+
+
+def check_cancels_and_stops(
+    chaos: Chaos, stored: dict[str, Stored], sent: list[dict[str, Any]], expect: Any
+) -> tuple[int, int]:
+    """Nothing sent after a 2xx cancel that ended it, nor after a STOP; the two counts."""
+    by_receiver: dict[str, list[dict[str, Any]]] = {}
+    for sms in sent:
+        by_receiver.setdefault(sms["receiver"], []).append(sms)
+    late: list[str] = []
+    for message_id, answer in chaos.tally.cancels.items():
+        message = stored[message_id]
+        if answer == 200:
+            expect(message.status == "cancelled", f"cancelled with 200, now {message}")
+        if answer in (200, 202) and message.status == "cancelled":
+            gone = [s for s in by_receiver.get(message.to, []) if s["tag"] in message.tags]
+            late += [message_id] if gone else []
+    expect(not late, f"sent although cancelled: {late[:3]}")
+    # A send under way at the STOP may still reach OVHcloud, within its deadline.
+    window = float(GATEWAY_SETTINGS["lease_seconds"]) / 2 + 1.0
+    after = [
+        sms
+        for number, stopped in chaos.tally.stops.items()
+        for sms in by_receiver.get(number, [])
+        if _at(sms) > stopped + window
+    ]
+    expect(not after, f"sent after a STOP: {[(s['receiver'], s['tag']) for s in after[:3]]}")
+    return len(late), len(after)
+
+
+def check_webhooks(
+    chaos: Chaos, stored: dict[str, Stored], deliveries: dict[str, int], expect: Any
+) -> int:
+    """Each message's webhooks, by sequence: 1, 2… each status once, the final one last."""
+    expect(not deliveries.get("failed"), f"webhooks given up: {deliveries}")
+    events = chaos.receiver.status_events()
+    wrong: list[tuple[str, Any]] = []
+    for message in stored.values():
+        if message.client != "hooked":
+            continue
+        got = events.get(message.id, [])
+        sequences = [sequence for sequence, _ in got]
+        statuses = [status for _, status in got]
+        finals = [status for status in statuses if status in FINAL]
+        in_order = (
+            sequences == list(range(1, message.told + 1))
+            and len(set(statuses)) == len(statuses)
+            and (not finals or (len(finals) == 1 and statuses[-1] in FINAL))
+            and (not statuses or statuses[-1] == message.status)
+        )
+        if not in_order:
+            wrong.append((message.id, got))
+    expect(not wrong, f"{len(wrong)} messages' webhooks out of order: {wrong[:3]}")
+    return len(wrong)
+
+
 async def scenario(chaos: Chaos) -> str:
     """Post, kill, wait until settled, then check; the summary line."""
     events = make_events(EVENTS, chaos.rng)
-    engine = create_async_engine(chaos.database_url, pool_size=2)
+    engine = create_async_engine(chaos.database_url, pool_size=3)
+    await chaos.receiver.start()
     try:
         settled = asyncio.Event()
-        killer = asyncio.create_task(chaos.kill_workers(settled))
+        meddlers = [
+            asyncio.create_task(chaos.kill_workers(settled)),
+            asyncio.create_task(chaos.send_stops(events, settled)),
+            asyncio.create_task(chaos.lock_messages(engine, settled)),
+        ]
         try:
             begun = time.monotonic()
             await chaos.post_all(events)
             chaos.tally.posting_s = time.monotonic() - begun
+            await meddlers[2]  # the lock is released before the drain is timed
             await chaos.drain(engine)
             chaos.tally.settling_s = time.monotonic() - begun - chaos.tally.posting_s
         finally:
             settled.set()
-            await killer
+            await asyncio.gather(*meddlers)
         # Late and duplicate reports still on their way.
         await asyncio.sleep(FAULTS["dlr"]["late_s"] + 1.0)
+        deliveries = await webhooks_settle(engine)
         async with httpx.AsyncClient(base_url=chaos.fake_url, timeout=30) as http:
             fake = {
                 "sent": (await http.get("/_control/sent")).json(),
                 "stats": (await http.get("/_control/stats")).json(),
+                "webhooks": deliveries,
             }
         stored = await stored_messages(engine)
         facts = await ledger_facts(engine)
     finally:
         await engine.dispose()
+        await chaos.receiver.stop()
     return check(chaos, stored, facts, fake)
 
 
