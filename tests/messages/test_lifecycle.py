@@ -40,19 +40,7 @@ async def _status_events(runtime: Runtime, message_id: str) -> list[tuple[str, i
 
 
 async def _status_webhooks(runtime: Runtime, message_id: str) -> list[str]:
-    async with runtime.sessionmaker() as session:
-        rows = (
-            await session.scalars(
-                select(WebhookDelivery)
-                .where(WebhookDelivery.event_type == "message.status")
-                .order_by(WebhookDelivery.created_at)
-            )
-        ).all()
-    return [
-        row.payload["data"]["status"]
-        for row in rows
-        if row.payload["data"]["message_id"] == message_id
-    ]
+    return [status for status, _ in await _status_events(runtime, message_id)]
 
 
 @pytest.fixture

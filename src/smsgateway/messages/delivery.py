@@ -270,7 +270,8 @@ class Delivery:
                 )
             ).all()
         kept = {row.id for row in rows if row.settle_to is None}
-        settled = [m for m in job if m.id in {row.id for row in rows} - kept]
+        settled_ids = {row.id for row in rows if row.settle_to is not None}
+        settled = [m for m in job if m.id in settled_ids]
         if len(rows) < len(job):
             log.warning("%d message(s) lost their lease before sending", len(job) - len(rows))
         if settled:

@@ -53,7 +53,6 @@ class Moved:
 
     id: str
     uncertain: bool
-    to: str
     settle_to: str | None
     settle_reason: str | None
 
@@ -94,13 +93,12 @@ async def _move(
     if notify and told:
         for row in rows:
             await _status_changed(session, row.id, row.client_id)
-    return [Moved(row.id, row.uncertain, row.to, row.settle_to, row.settle_reason) for row in rows]
+    return [Moved(row.id, row.uncertain, row.settle_to, row.settle_reason) for row in rows]
 
 
 _MOVED_COLUMNS = (
     Message.id,
     Message.uncertain,
-    Message.to,
     Message.settle_to,
     Message.settle_reason,
 )
