@@ -83,7 +83,7 @@ def settings(database_url: str) -> Settings:
             # to most tests, depending on the day. tests/events/test_reminders.py turns them on.
             enabled=False,
         ),
-        provider=ProviderSettings(calls_per_minute=0),
+        provider=ProviderSettings(calls_per_minute=0, listing_lag_seconds=0),
         delivery_reports=DeliveryReportSettings(check_interval_seconds=0),
     )
 

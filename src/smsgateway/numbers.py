@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import phonenumbers
@@ -71,3 +72,14 @@ def mask(number: str | None) -> str:
     if len(number) <= 6:
         return "*" * len(number)
     return number[:4] + "*" * (len(number) - 6) + number[-2:]
+
+
+def receiver_key(number: str) -> str:
+    """A number however a provider writes it (``+33…``, ``0033…``), hashed to match on.
+
+    Delivery reports keep this key, not the number, to find their message.
+    """
+    digits = "".join(ch for ch in number if ch.isdigit())
+    if digits.startswith("00"):
+        digits = digits[2:]
+    return hashlib.sha256(digits.encode()).hexdigest()[:32]

@@ -152,6 +152,8 @@ async def delivery_report(_: TokenChecked, request: Request, session: SessionDep
         reported_at=date[:64] if date else None,
         description=description[:255] if description else None,
         params={k: v for k, v in params.items() if k not in {"receiver", "sender"}},
+        tag=params.get("tag") or None,
+        receiver=params.get("receiver") or None,
     )
     created = await record_report(session, report)
     await session.commit()

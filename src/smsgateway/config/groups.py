@@ -28,6 +28,18 @@ class ProviderSettings(Group):
     calls_per_minute: int = Field(
         default=60, ge=0, description="Provider calls a minute, all workers together (0: no limit)"
     )
+    lookup_share: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="Share of calls_per_minute that looking up uncertain sends may use",
+    )
+    listing_lag_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Longest time the provider takes to list an SMS after its job has run;"
+        " an SMS listed later than this may be sent twice",
+    )
     circuit_failure_threshold: int = Field(
         default=5, ge=1, validation_alias="SMSGW_CIRCUIT_FAILURE_THRESHOLD"
     )

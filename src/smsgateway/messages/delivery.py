@@ -7,10 +7,9 @@ a worker that lost its lease can never overwrite what the new holder did.
 Before a message is sent it is checked in this order:
 
 1. past its validity: it ends ``expired`` (looked up first if it may have gone);
-2. *uncertain* (the provider may have it already): looked up by the tag it
-   went with, and adopted if found; if not found, it waits until the settle
-   time has passed since it became uncertain, because the provider lists an
-   SMS only once its job has run;
+2. *uncertain* (the provider may have it already): looked up
+   (``messages.lookups``) and adopted if found, held while it may still
+   show, and sent again only once it is proven absent;
 3. the per-minute call budget: without budget it goes back to the queue for
    the next minute, so no lease is held while waiting.
 """
@@ -29,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smsgateway.db import utcnow
 from smsgateway.messages import outcomes
 from smsgateway.messages.lifecycle import finish_attempt
+from smsgateway.messages.lookups import Lookups, Verdict
 from smsgateway.messages.outcomes import Decide, Outcome
 from smsgateway.messages.queue import Claimed
 from smsgateway.messages.reports import apply_pending_reports
@@ -68,8 +68,12 @@ class Delivery:
         # from recording its tag to the provider's answer; storing the outcome and the
         # checks before run outside it, so the slots are busy with the provider.
         self.calls = asyncio.Semaphore(runtime.settings.worker.concurrency)
-        # receiver -> SMS id per tag, found during the current claim pass only.
-        self._receivers_by_tag: dict[str, dict[str, str]] = {}
+        self.lookups = Lookups(
+            self.provider,
+            runtime.sessionmaker,
+            self._spend_lookup,
+            self.settings,
+        )
 
     async def send(self, job: list[Claimed], stop: asyncio.Event | None = None) -> None:
         """Deliver ``job``: one message, or several sharing text and options.
@@ -92,13 +96,16 @@ class Delivery:
         if sent is None:
             return
         job, answer = sent
+        # The last moment the request could have reached the provider: where an
+        # uncertain message's settle time starts.
+        ended = utcnow()
         if isinstance(answer, TransientProviderError):
             await self.breaker.failed(answer.reason)
             transient = answer
             await self._store(
                 job,
                 started,
-                lambda m: outcomes.retry(m, transient, policy=self.retry, tag=tag, now=started),
+                lambda m: outcomes.retry(m, transient, policy=self.retry, tag=tag, now=ended),
             )
             return
         # The provider answered, even to refuse: it is up.
@@ -107,11 +114,13 @@ class Delivery:
             refused = answer
             await self._store(job, started, lambda m: outcomes.failed(refused.reason, refused))
             return
-        result, name, size = answer, self.provider.name, len(job)
+        result, name, size, policy = answer, self.provider.name, len(job), self.retry
         await self._store(
             job,
             started,
-            lambda m: outcomes.from_result(m, result, provider=name, tag=tag, size=size),
+            lambda m: outcomes.from_result(
+                m, result, provider=name, tag=tag, size=size, policy=policy, now=ended
+            ),
         )
 
     async def _call(
@@ -139,7 +148,7 @@ class Delivery:
             validity_minutes=_minutes_left(job, started),
         )
         # What was looked up under this tag is stale once it is sent with again.
-        self._receivers_by_tag.pop(tag, None)
+        self.lookups.forget(tag)
         try:
             with deadline(until):
                 async with asyncio.timeout_at(until):
@@ -158,61 +167,57 @@ class Delivery:
     # -- checks before sending ---------------------------------------------------
 
     async def _past_validity(self, message: Claimed, started: datetime) -> None:
-        if message.uncertain:
-            found = await self._lookup(message, started)
-            if found is None:
+        """End a message past its validity; an uncertain one is looked up first.
+
+        An uncertain message is looked up until one settle time past its
+        validity; then it ends ``expired`` with its charge kept, since it may
+        have gone. That bounds how long any message can stay uncertain.
+        """
+        assert message.valid_until is not None
+        give_up_at = message.valid_until + timedelta(
+            seconds=self.settings.dispatch.uncertain_settle_seconds
+        )
+        if message.uncertain and started < give_up_at:
+            verdict = await self._lookup(message, started)
+            if verdict is None:
                 return  # the look-up failed and was stored as a retry
-            if found:
+            if verdict.provider_id is not None:
+                found = verdict.provider_id
                 await self._store([message], started, lambda m: self._adopted(found))
                 return
-        await self._store([message], started, lambda m: outcomes.expired(m, started))
+            if not verdict.absent:
+                assert verdict.until is not None
+                until = min(verdict.until, give_up_at)
+                hold = outcomes.release(until, "lookup", error=verdict.reason)
+                await self._store([message], started, hold)
+                return
+        sent = message.uncertain and started >= give_up_at
+        await self._store([message], started, lambda m: outcomes.expired(m, started, sent))
 
     async def _settle_uncertain(self, message: Claimed, started: datetime) -> bool:
-        """Adopt or hold an uncertain message. False: it must be sent now."""
-        found = await self._lookup(message, started)
-        if found is None:
+        """Adopt or hold an uncertain message. False: it is proven absent and must be sent."""
+        verdict = await self._lookup(message, started)
+        if verdict is None:
             return True
-        if found:
+        if verdict.provider_id is not None:
+            found = verdict.provider_id
             await self._store([message], started, lambda m: self._adopted(found))
             return True
-        since = message.uncertain_since or started
-        settled_at = since + timedelta(seconds=self.settings.dispatch.uncertain_settle_seconds)
-        if started < settled_at:
-            hold = outcomes.release(
-                settled_at, "lookup", uncertain_since=since, error="not listed yet"
-            )
-            await self._store([message], started, hold)
-            return True
-        return False
+        if verdict.absent:
+            return False
+        assert verdict.until is not None
+        hold = outcomes.release(verdict.until, "lookup", error=verdict.reason)
+        await self._store([message], started, hold)
+        return True
 
-    async def _lookup(self, message: Claimed, started: datetime) -> str | None:
-        """The provider id the message went out with, "" if not found, None if handled here.
-
-        Ids are always matched by receiver: the tag may be a batch's, whose
-        look-up lists every receiver's SMS. Each call to the provider is taken
-        from the call budget; without budget the message waits for the next minute.
-        """
-        tag = message.job_tag or message.provider_tag
+    async def _lookup(self, message: Claimed, started: datetime) -> Verdict | None:
+        """What the provider has of ``message``; None when the look-up failed (stored)."""
         try:
-            cached = self._receivers_by_tag.get(tag)
-            if cached is None:
-                if not await self._spend([message], started):
-                    return None
-                ids = await self.provider.find_by_tag(tag)
-                receivers: dict[str, str] = {}
-                for provider_id in ids:
-                    if not await self._spend([message], started):
-                        return None
-                    status = await self.provider.outgoing(provider_id)
-                    if status is not None:
-                        receivers[_digits(status.receiver)] = provider_id
-                # Batch members are looked up side by side: one round of calls serves all.
-                cached = receivers
-                self._receivers_by_tag[tag] = cached
-            return cached.get(_digits(message.to), "")
+            return await self.lookups.find(message, started)
         except ProviderError as exc:
             await self.breaker.failed(exc.reason)
             lookup_failure = exc
+            tag = message.job_tag or message.provider_tag
             await self._store(
                 [message],
                 started,
@@ -222,12 +227,24 @@ class Delivery:
             )
             return None
 
-    def start_pass(self) -> None:
-        """Forget look-ups: they serve the members of one batch within one claim pass.
+    async def _spend_lookup(self) -> float:
+        """One call from the look-up share of the budget, and from the budget itself.
 
-        Kept longer, a "not listed yet" could outlive the settle wait it caused.
+        0 when the call may go, else the seconds to wait (nothing taken).
         """
-        self._receivers_by_tag.clear()
+        per_minute = self.settings.provider.calls_per_minute
+        if per_minute <= 0:
+            return 0.0
+        share = max(1, int(per_minute * self.settings.provider.lookup_share))
+        async with self.runtime.sessionmaker() as session:
+            wait = await take_call(session, f"{self.provider.name}:lookup", share)
+            if wait == 0:
+                wait = await take_call(session, self.provider.name, per_minute)
+            if wait > 0:
+                await session.rollback()
+            else:
+                await session.commit()
+        return wait
 
     async def _spend(self, job: list[Claimed], started: datetime) -> bool:
         """Take one provider call from the budget, or put ``job`` back until the next minute."""
@@ -302,6 +319,7 @@ class Delivery:
         """Write each message's outcome, its attempt row and side effects, in one transaction."""
         decided: list[Outcome] = [decide(message) for message in job]
         async with self.runtime.sessionmaker() as session, session.begin():
+            identified: list[tuple[str, str]] = []
             for message, outcome in zip(job, decided, strict=True):
                 values = outcome.values
                 if outcome.status != Status.QUEUED and message.event_type == CODE_CARRYING_EVENT:
@@ -320,7 +338,10 @@ class Delivery:
                 if not stored:
                     log.warning("message %s: lease lost before the outcome was stored", message.id)
                 elif outcome.provider_id is not None:
-                    await apply_pending_reports(session, message.id, outcome.provider_id)
+                    identified.append((message.id, outcome.provider_id))
+            # Once every id of the job is stored: an early report may correct the order.
+            for message_id, provider_id in identified:
+                await apply_pending_reports(session, message_id, provider_id)
         for message, outcome in zip(job, decided, strict=True):
             if outcome.status != Status.QUEUED:
                 log.info("message %s to %s: %s", message.id, mask(message.to), outcome.attempt)
@@ -356,39 +377,8 @@ class Delivery:
         )
 
 
-def group_jobs(claimed: list[Claimed], max_receivers: int, now: datetime) -> list[list[Claimed]]:
-    """Messages that can share one provider job: same text and options, distinct numbers.
-
-    Uncertain messages and those past their validity go alone: each is looked
-    up or expired on its own.
-    """
-    jobs: list[list[Claimed]] = []
-    open_jobs: dict[tuple[str, bool], list[Claimed]] = {}
-    for message in claimed:
-        if message.uncertain or (message.valid_until is not None and message.valid_until <= now):
-            jobs.append([message])
-            continue
-        key = (message.text, message.no_stop_clause)
-        current = open_jobs.get(key)
-        if (
-            current is None
-            or len(current) >= max_receivers
-            or any(m.to == message.to for m in current)
-        ):
-            current = []
-            open_jobs[key] = current
-            jobs.append(current)
-        current.append(message)
-    return jobs
-
-
 def _minutes_left(job: list[Claimed], now: datetime) -> int | None:
     ends = [m.valid_until for m in job if m.valid_until is not None]
     if not ends:
         return None
     return max(1, math.ceil((min(ends) - now).total_seconds() / 60))
-
-
-def _digits(number: str) -> str:
-    """A number without its international prefix, to compare ``+33…`` with ``0033…``."""
-    return number.strip().lstrip("+0")

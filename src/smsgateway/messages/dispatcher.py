@@ -16,9 +16,9 @@ from datetime import timedelta
 
 from smsgateway.context import request_id
 from smsgateway.db import utcnow
-from smsgateway.messages.delivery import Delivery, group_jobs
+from smsgateway.messages.delivery import Delivery
 from smsgateway.messages.lifecycle import claim
-from smsgateway.messages.queue import Claimed, next_due_in
+from smsgateway.messages.queue import Claimed, group_jobs, next_due_in
 from smsgateway.messages.service import NOTIFY_CHANNEL
 from smsgateway.providers.health import CircuitBreaker
 from smsgateway.runtime import Runtime
@@ -129,7 +129,6 @@ class Dispatcher:
                 limit=room,
             )
         if claimed:
-            self.delivery.start_pass()
             for job in group_jobs(claimed, self.settings.dispatch.batch_max_receivers, now):
                 task = asyncio.create_task(self._guarded(job, stop))
                 held[task] = len(job)

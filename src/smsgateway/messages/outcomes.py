@@ -53,19 +53,30 @@ def submitted(provider: str, provider_id: str, attempt: str, tag: str | None) ->
 
 
 def from_result(
-    message: Claimed, result: JobResult, *, provider: str, tag: str, size: int
+    message: Claimed,
+    result: JobResult,
+    *,
+    provider: str,
+    tag: str,
+    size: int,
+    policy: RetryPolicy,
+    now: datetime,
 ) -> Outcome:
-    """The provider answered a job: this message's part of the answer."""
+    """The provider answered a job: this message's part of the answer.
+
+    A receiver the answer names neither valid nor invalid may have been
+    taken: it is uncertain, looked up before any resend, not failed.
+    """
     provider_id = result.ids.get(message.to)
     if provider_id is None and size == 1 and len(result.ids) == 1:
         # A provider may echo the receiver in another format (00 prefix).
         provider_id = next(iter(result.ids.values()))
     if provider_id is not None:
         return submitted(provider, provider_id, "accepted", tag)
-    reason = (
-        "invalid_receiver" if message.to in result.invalid_receivers else "provider_returned_no_id"
-    )
-    return failed(reason, None)
+    if message.to in result.invalid_receivers:
+        return failed("invalid_receiver", None)
+    unnamed = TransientProviderError("the answer does not name this receiver", uncertain=True)
+    return retry(message, unnamed, policy=policy, tag=tag, now=now)
 
 
 def failed(reason: str, exc: ProviderError | None, *, maybe_billed: bool = False) -> Outcome:
@@ -82,15 +93,15 @@ def failed(reason: str, exc: ProviderError | None, *, maybe_billed: bool = False
     )
 
 
-def expired(message: Claimed, started: datetime) -> Outcome:
-    """Past its validity before it could go."""
+def expired(message: Claimed, started: datetime, maybe_sent: bool = False) -> Outcome:
+    """Past its validity before it could go (``maybe_sent``: or it may have gone)."""
     return Outcome(
         Status.EXPIRED,
         "expired",
         {"reason": "validity_exceeded", "final_at": started, "due_at": None},
         error="validity_exceeded",
-        # Uncertain and still not listed: it may have been billed, keep the charge.
-        refund_reason=None if message.uncertain else "expired before sending",
+        # Uncertain and never settled by a look-up: it may have been billed, keep the charge.
+        refund_reason=None if maybe_sent else "expired before sending",
         notify=True,
     )
 
@@ -138,6 +149,8 @@ def release(due: datetime, attempt: str, *, error: str | None = None, **extra: A
 
     def outcome(message: Claimed) -> Outcome:
         values = {"due_at": due, "attempts": message.attempts - 1, **extra}
+        if error is not None:
+            values["last_error"] = error
         return Outcome(Status.QUEUED, attempt, values, error=error)
 
     return outcome

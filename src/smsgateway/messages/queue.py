@@ -1,4 +1,5 @@
-"""The queue as the dispatcher sees it: what a claim hands over, and when the next is due.
+"""The queue as the dispatcher sees it: what a claim hands over, how it is grouped into
+provider jobs, and when the next is due.
 
 The claim itself is a status move (``lifecycle.claim``): due ``queued``
 messages, and ``sending`` ones whose lease ran out, become ``sending`` under a
@@ -64,3 +65,29 @@ async def next_due_in(session: AsyncSession, now: datetime) -> float | None:
         return None
     wait: float = (earliest - now).total_seconds()
     return max(0.0, wait)
+
+
+def group_jobs(claimed: list[Claimed], max_receivers: int, now: datetime) -> list[list[Claimed]]:
+    """Messages that can share one provider job: same text and options, distinct numbers.
+
+    Uncertain messages and those past their validity go alone: each is looked
+    up or expired on its own.
+    """
+    jobs: list[list[Claimed]] = []
+    open_jobs: dict[tuple[str, bool], list[Claimed]] = {}
+    for message in claimed:
+        if message.uncertain or (message.valid_until is not None and message.valid_until <= now):
+            jobs.append([message])
+            continue
+        key = (message.text, message.no_stop_clause)
+        current = open_jobs.get(key)
+        if (
+            current is None
+            or len(current) >= max_receivers
+            or any(m.to == message.to for m in current)
+        ):
+            current = []
+            open_jobs[key] = current
+            jobs.append(current)
+        current.append(message)
+    return jobs

@@ -102,6 +102,8 @@ class ReportChecker:
                         reported_at="looked-up",
                         description="looked up at the provider",
                         params={"source": "lookup"},
+                        tag=status.tag,
+                        receiver=status.receiver or None,
                     )
                     settled += await record_report(session, report)
         return settled

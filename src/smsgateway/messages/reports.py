@@ -4,6 +4,12 @@
 checks look up overdue messages and make one the same way. What a ``dlr`` /
 ``ptt`` pair means is OVHcloud's vocabulary (``providers.ovh.codes``); the
 status move itself is ``lifecycle.apply_report``.
+
+A report names its receiver. A batch's SMS ids are mapped to receivers in
+the order OVHcloud answered them; when a report's receiver is not its
+message's, the mapping was wrong, and the report corrects it: the SMS id
+goes to the job's message for that receiver, which gives its own id in
+exchange, and the report is applied there.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from smsgateway.messages.lifecycle import apply_report
 from smsgateway.models.callbacks import DeliveryReport
 from smsgateway.models.messages import Message
 from smsgateway.models.status import FINAL, Status
+from smsgateway.numbers import receiver_key
 from smsgateway.providers.ovh.codes import DLR_NOT_BILLED, outcome
 
 log = logging.getLogger(__name__)
@@ -35,6 +42,8 @@ class ReportIn:
     reported_at: str | None
     description: str | None
     params: dict[str, str]
+    tag: str | None = None
+    receiver: str | None = None  # kept only as its ``receiver_key``
 
     @property
     def dedup_key(self) -> str:
@@ -73,6 +82,8 @@ async def record_report(session: AsyncSession, report: ReportIn) -> bool:
         "reported_at": report.reported_at,
         "description": report.description,
         "params": report.params,
+        "tag": report.tag[:20] if report.tag else None,
+        "receiver_key": receiver_key(report.receiver) if report.receiver else None,
         "applied": False,
         "received_at": utcnow(),
     }
@@ -132,7 +143,47 @@ async def apply_pending_reports(session: AsyncSession, message_id: str, provider
     return len(reports)
 
 
+async def _owner(session: AsyncSession, message_id: str, report: DeliveryReport) -> str:
+    """The message ``report`` belongs to: ``message_id``, or its batch sibling with
+    the report's receiver, which then swaps SMS ids with it (see the module's text).
+    """
+    if report.receiver_key is None:
+        return message_id
+    # Whoever holds the id now: an earlier report of the job may have moved it.
+    message = await session.scalar(
+        select(Message).where(Message.provider_id == report.provider_id).limit(1)
+    )
+    if message is None or receiver_key(message.to) == report.receiver_key:
+        return message.id if message is not None else message_id
+    siblings = (
+        await session.scalars(
+            select(Message).where(
+                Message.job_tag == message.job_tag,
+                Message.id != message.id,
+                Message.provider_id.is_not(None),
+            )
+        )
+    ).all()
+    sibling = next((m for m in siblings if receiver_key(m.to) == report.receiver_key), None)
+    if message.job_tag is None or sibling is None:
+        log.warning(
+            "report for SMS %s names another receiver than message %s",
+            report.provider_id,
+            message.id,
+        )
+        return message.id
+    message.provider_id, sibling.provider_id = sibling.provider_id, message.provider_id
+    await session.flush()
+    log.warning(
+        "messages %s and %s: SMS ids corrected by a delivery report (answer out of order)",
+        message.id,
+        sibling.id,
+    )
+    return sibling.id
+
+
 async def _apply(session: AsyncSession, message_id: str, report: DeliveryReport) -> None:
+    message_id = await _owner(session, message_id, report)
     report.message_id = message_id
     report.applied = True
     meaning = outcome(report.dlr, report.ptt)

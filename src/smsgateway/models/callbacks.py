@@ -33,6 +33,9 @@ class DeliveryReport(Base):
     reported_at: Mapped[str | None] = mapped_column(String(64), nullable=True)
     description: Mapped[str | None] = mapped_column(String(255), nullable=True)
     params: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    # The job's tag and ``numbers.receiver_key`` of the receiver, as the report gave them.
+    tag: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
+    receiver_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
     applied: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -17,6 +17,7 @@ from smsgateway.providers.base import (
     IncomingSms,
     JobResult,
     OutgoingJob,
+    OutgoingStatus,
     PermanentProviderError,
     ProviderError,
     SmsProvider,
@@ -85,6 +86,15 @@ class InstrumentedProvider:
 
     async def find_by_tag(self, tag: str) -> list[str]:
         return await self._timed("find_by_tag", lambda: self.inner.find_by_tag(tag))
+
+    async def outgoing(self, provider_id: str) -> OutgoingStatus | None:
+        return await self._timed("outgoing", lambda: self.inner.outgoing(provider_id))
+
+    async def pending_jobs(self) -> list[str]:
+        return await self._timed("pending_jobs", self.inner.pending_jobs)
+
+    async def pending_job(self, job_id: str) -> str | None:
+        return await self._timed("pending_job", lambda: self.inner.pending_job(job_id))
 
     async def fetch_incoming(self) -> list[IncomingSms]:
         return await self._timed("fetch_incoming", self.inner.fetch_incoming)

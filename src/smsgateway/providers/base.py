@@ -136,6 +136,14 @@ class SmsProvider(Protocol):
         """One sent SMS, or None if the provider does not know it."""
         ...
 
+    async def pending_jobs(self) -> list[str]:
+        """Ids of jobs the provider has taken and not run yet (not listed as sent)."""
+        ...
+
+    async def pending_job(self, job_id: str) -> str | None:
+        """The receiver of one pending job, or None if it is no longer pending."""
+        ...
+
     async def fetch_incoming(self) -> list[IncomingSms]:
         """SMS received and not yet deleted at the provider (oldest first)."""
         ...

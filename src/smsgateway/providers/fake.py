@@ -27,6 +27,9 @@ class FakeProvider:
       (pair it with ``TransientProviderError(..., uncertain=True)``).
 
     Receivers listed in ``invalid_receivers`` are reported invalid, as OVH does.
+    Faults of the answer only (the SMS is taken either way): ``reverse_ids`` maps
+    a job's ids to its receivers in the opposite order; receivers in ``unnamed``
+    are left out of the answer altogether.
     State changes happen without any ``await`` in between, so concurrent tasks on one
     event loop cannot interleave inside a send.
     """
@@ -38,12 +41,15 @@ class FakeProvider:
         self.fail_next: list[ProviderError] = []
         self.fail_after_accept_next: list[ProviderError] = []
         self.invalid_receivers: set[str] = set()
+        self.reverse_ids = False
+        self.unnamed: set[str] = set()
         self.ids_by_tag: dict[str, list[str]] = {}
         self.closed = False
         self.incoming: list[IncomingSms] = []
         self.receivers: dict[str, str] = {}  # provider id -> receiver
         self.reports: dict[str, tuple[int | None, int | None]] = {}  # id -> (dlr, ptt)
         self.blacklist: set[str] = set()
+        self.pending: dict[str, str] = {}  # job id -> receiver, still queued (tests fill it)
         self.latency_seconds = 0.0  # simulated network time, spent before any state changes
         self._counter = 0
 
@@ -71,7 +77,13 @@ class FakeProvider:
         self.ids_by_tag.setdefault(job.tag, []).extend(ids.values())
         if self.fail_after_accept_next:
             raise self.fail_after_accept_next.pop(0)
-        return JobResult(ids=ids, invalid_receivers=invalid, credits_removed=float(len(ids)))
+        credits = float(len(ids))
+        named = [r for r in ids if r not in self.unnamed]
+        answered = [ids[r] for r in named]
+        if self.reverse_ids:
+            answered.reverse()
+        mapped = dict(zip(named, answered, strict=True))
+        return JobResult(ids=mapped, invalid_receivers=invalid, credits_removed=credits)
 
     async def find_by_tag(self, tag: str) -> list[str]:
         """Ids handed out for jobs sent with ``tag``, oldest first."""
@@ -85,6 +97,13 @@ class FakeProvider:
         dlr, ptt = self.reports.get(provider_id, (None, None))
         tag = next((t for t, ids in self.ids_by_tag.items() if provider_id in ids), None)
         return OutgoingStatus(provider_id, receiver, dlr, ptt, tag)
+
+    async def pending_jobs(self) -> list[str]:
+        """Jobs a test put in ``pending``: taken, not run yet."""
+        return list(self.pending)
+
+    async def pending_job(self, job_id: str) -> str | None:
+        return self.pending.get(job_id)
 
     async def fetch_incoming(self) -> list[IncomingSms]:
         """What tests put in ``incoming``, as the provider would list it."""

@@ -5,7 +5,8 @@ gateway at it (``SMSGW_OVH_ENDPOINT=http://127.0.0.1:9000/1.0``, same keys). The
 is printed on stdout (``--port 0`` picks a free port); logs go to stderr.
 
 Under ``/1.0``, signed and checked exactly like OVH (``/auth/time`` excepted):
-``GET /auth/time``, ``POST /sms/{sn}/jobs``, ``GET /sms/{sn}/outgoing[?tag=&receiver=]``,
+``GET /auth/time``, ``POST|GET /sms/{sn}/jobs``, ``GET /sms/{sn}/jobs/{id}``,
+``GET /sms/{sn}/outgoing[?tag=&receiver=]``,
 ``GET /sms/{sn}/outgoing/{id}``, ``GET /sms/{sn}/incoming[?sender=]``,
 ``GET|DELETE /sms/{sn}/incoming/{id}``, ``GET /sms/{sn}/blacklists``. The unsigned control
 API under ``/_control`` (faults, records, stats) is described in ``fake_ovh_faults``.
@@ -51,6 +52,20 @@ from smsgateway.testing.fake_ovh_state import (
 )
 
 log = logging.getLogger(__name__)
+
+JOB_FIELDS = (
+    "id",
+    "receiver",
+    "sender",
+    "message",
+    "credits",
+    "numberOfSms",
+    "messageLength",
+    "differedDelivery",
+    "creationDatetime",
+    "deliveryReceipt",
+    "ptt",
+)
 
 # -- requests -------------------------------------------------------------------------
 
@@ -143,6 +158,21 @@ async def create_job(request: Request, state: StateDep) -> dict[str, Any]:
     else:
         state.schedule_reports(batch)
     return report
+
+
+@sms_api.get("/jobs")
+async def list_jobs(state: StateDep) -> list[int]:
+    return list(state.pending_jobs())
+
+
+@sms_api.get("/jobs/{id}")
+async def get_job(state: StateDep, sms_id: SmsId) -> dict[str, Any]:
+    pending = state.pending_jobs().get(sms_id)
+    if pending is None:
+        raise not_found(sms_id)
+    # OVH's ``sms.Job``: no tag, and never ``deliveryReceipt`` other than 0.
+    shown = pending.outgoing()
+    return {key: shown[key] for key in JOB_FIELDS}
 
 
 @sms_api.get("/outgoing")

@@ -18,8 +18,12 @@ A :class:`FaultPlan` decides, call by call, whether a signed API call misbehaves
 ``POST /sms/{sn}/jobs`` only, unless ``scope`` is ``"all"`` (every signed call);
 ``GET /auth/time`` is never faulted. A queued fault (``next``, where ``"ok"`` means no
 fault) wins over a random one (``rate``, ``kinds``, ``seed``). ``latency_ms`` slows every
-call. ``outgoing_lag_s`` hides accepted SMS from ``GET /outgoing`` for a while, as OVH
-does while a job is still queued. Delivery reports misbehave as :class:`DlrFaults` says.
+call. ``pending_s`` keeps an accepted SMS in ``GET /jobs`` (a job OVH has not run yet)
+for a while; ``outgoing_lag_s`` then hides it from ``GET /outgoing`` for a while more, as
+OVH lists a job some time after it has run. ``id_order`` ``"reversed"`` answers a job's
+``ids`` in the opposite order of its ``validReceivers``; ``omit_receiver`` leaves that
+share of a job's receivers out of both ``validReceivers`` and ``invalidReceivers``
+(the SMS is still sent). Delivery reports misbehave as :class:`DlrFaults` says.
 
 ========================  =================================================================
 kind                      what the client sees
@@ -104,8 +108,17 @@ class FaultSettings(BaseModel):
     lost_as: Literal["reset", "500"] = "reset"
     spike_ms: int = Field(default=1000, ge=0, description="extra delay of a 'latency' fault")
     timeout_sleep_s: float = Field(default=15.0, gt=0, description="silence of a 'timeout'")
+    pending_s: float = Field(
+        default=0.0, ge=0, description="accepted SMS stay pending jobs (GET /jobs) this long"
+    )
     outgoing_lag_s: float = Field(
-        default=0.0, ge=0, description="accepted SMS show in GET /outgoing only this late"
+        default=0.0,
+        ge=0,
+        description="a job that has run shows in GET /outgoing only this late",
+    )
+    id_order: Literal["receivers", "reversed"] = "receivers"
+    omit_receiver: float = Field(
+        default=0.0, ge=0, le=1, description="chance a receiver is left out of the answer"
     )
     dlr: DlrFaults = Field(default_factory=DlrFaults)
 
@@ -133,6 +146,11 @@ class FaultPlan:
         if self.settings.kinds and self._random.random() < self.settings.rate:
             return self._random.choice(self.settings.kinds)
         return None
+
+    def omits(self) -> bool:
+        """Whether to leave one receiver out of a job's answer (``omit_receiver``)."""
+        share = self.settings.omit_receiver
+        return share > 0 and self._random.random() < share
 
     def dlr_fault(self, enabled: bool | float) -> bool:
         """Whether a delivery-report fault that is ``enabled`` hits this SMS."""

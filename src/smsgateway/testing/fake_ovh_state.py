@@ -170,9 +170,16 @@ class FakeOvhState:
         self.counters: Counter[str] = Counter()
 
     def visible_outgoing(self) -> dict[int, SentSms]:
-        """The SMS ``GET /outgoing`` lists: OVH shows a job there once it has left."""
-        shown_after = datetime.now(UTC) - timedelta(seconds=self.faults.settings.outgoing_lag_s)
+        """The SMS ``GET /outgoing`` lists: OVH shows a job there some time after it ran."""
+        settings = self.faults.settings
+        lag = timedelta(seconds=settings.pending_s + settings.outgoing_lag_s)
+        shown_after = datetime.now(UTC) - lag
         return {i: sms for i, sms in self.sent.items() if sms.received_at <= shown_after}
+
+    def pending_jobs(self) -> dict[int, SentSms]:
+        """The SMS ``GET /jobs`` lists: taken, and not run yet (``pending_s``)."""
+        run_before = datetime.now(UTC) - timedelta(seconds=self.faults.settings.pending_s)
+        return {i: sms for i, sms in self.sent.items() if sms.received_at > run_before}
 
     def count_call(self, *, job_call: bool) -> None:
         self.counters["calls"] += 1
@@ -221,9 +228,14 @@ class FakeOvhState:
             self.accepted_per_key[(job.tag, sms.receiver)] += 1
         invalid = [r for r in job.receivers if r not in valid]
         log.info("job accepted: %d SMS, %d invalid, tag %r", len(batch), len(invalid), job.tag)
+        # Faults of the answer only: every SMS of ``batch`` was taken.
+        answered = [sms for sms in batch if not self.faults.omits()]
+        ids = [sms.id for sms in answered]
+        if self.faults.settings.id_order == "reversed":
+            ids.reverse()
         report = {
-            "ids": [sms.id for sms in batch],
-            "validReceivers": valid,
+            "ids": ids,
+            "validReceivers": [sms.receiver for sms in answered],
             "invalidReceivers": invalid,
             "totalCreditsRemoved": float(parts * len(batch)),
             "tag": job.tag,

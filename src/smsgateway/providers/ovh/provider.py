@@ -91,6 +91,33 @@ class OvhProvider:
             raise TransientProviderError("OVH outgoing list has an unexpected shape")
         return [str(i) for i in answer]
 
+    async def pending_jobs(self) -> list[str]:
+        """Ids of the jobs OVH has taken and not run yet (``GET /sms/{sn}/jobs``).
+
+        A job leaves this list when it runs, and shows in the outgoing list
+        some time later; jobs carry no tag, so they are told apart by receiver.
+        """
+        answer = await self.client.call("GET", f"{self._base_path}/jobs")
+        if not isinstance(answer, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in answer
+        ):
+            raise TransientProviderError("OVH job list has an unexpected shape")
+        return [str(i) for i in answer]
+
+    async def pending_job(self, job_id: str) -> str | None:
+        """The receiver of a pending job (``GET /sms/{sn}/jobs/{id}``); None once it ran."""
+        try:
+            item = await self.client.call(
+                "GET", f"{self._base_path}/jobs/{quote(str(job_id), safe='')}"
+            )
+        except PermanentProviderError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        if not isinstance(item, dict) or not isinstance(item.get("receiver"), str):
+            raise TransientProviderError("OVH job has an unexpected shape")
+        return str(item["receiver"])
+
     async def get_outgoing(self, sms_id: str) -> dict[str, Any]:
         """Details of one sent SMS (``GET /sms/{sn}/outgoing/{id}``), with ``ptt`` etc."""
         answer = await self.client.call(
