@@ -10,11 +10,14 @@ followed by a stale "pending" one, some before the send's answer, some late.
 Meanwhile ``SMSGW_CHAOS_EVENTS`` (5,000) booking events are posted, a tenth of them
 twice (some at the same moment to both API processes, some later), and workers are
 killed with SIGKILL and started again. One worker runs with its clock 90 s ahead
-(``faketime``); OVHcloud lists an SMS only 0.5 s after taking it, and the call budget
-is on. Some messages are cancelled right after they are accepted, some numbers send
-STOP during the run, a tenth of the events come from a second client whose webhook
-receiver refuses a fifth of the deliveries, and the messages table is locked
-(``ACCESS EXCLUSIVE``) for ``SMSGW_CHAOS_LOCK_SECONDS`` (40) in the middle of it.
+(``faketime``). OVHcloud keeps each job pending 0.3 s and lists it 0.5 s after that,
+answers every batch's ids in reverse order of its receivers (its reports put them
+right) and leaves one receiver in fifty out of its answers; the call budget is on.
+Some messages are cancelled right after they are accepted, some numbers send STOP
+during the run, two campaigns run meanwhile (one cancelled a second after it starts),
+a tenth of the events come from a second client whose webhook receiver refuses a
+fifth of the deliveries, and the messages table is locked (``ACCESS EXCLUSIVE``) for
+``SMSGW_CHAOS_LOCK_SECONDS`` (40) in the middle of it.
 When every message has reached a final state, the test checks what a marketplace
 and its accountant would:
 
@@ -24,8 +27,11 @@ and its accountant would:
 - every delivery report it sent is applied: each SMS's final state is the message's;
 - the client's credits are its quota minus what the billed messages cost, and equal
   the sum of its ledger;
-- nothing was sent after a cancel answered 200 (or 202 and ended cancelled), and
-  nothing reached OVHcloud for a number later than a send in flight at its STOP could;
+- nothing was sent after a cancel answered 200 (or 202 and ended cancelled), no
+  message that ended cancelled (a cancel, a campaign's cancel, a booking's) reached
+  OVHcloud, and nothing reached OVHcloud for a number later than a send in flight at
+  its STOP could;
+- the campaign that ran its course has a message for every recipient it announced;
 - each message's webhooks, sorted by ``sequence``, follow the lifecycle: 1, 2… with no
   gap, each status once, a final status last and equal to the message's;
 - after the lock, ``/readyz`` answers 200 again and sending resumes.
@@ -92,6 +98,7 @@ CANCEL_SHARE = 0.03  # accepted messages cancelled at once
 STOPS = 20  # numbers that send STOP during the posting
 HOOKED_SHARE = 0.10  # events posted by the client with a webhook receiver
 RECEIVER_FAILURES = 0.2
+CAMPAIGN_ROWS = 200
 LOCK_S = float(os.environ.get("SMSGW_CHAOS_LOCK_SECONDS", "40"))
 AHEAD = "+90s"  # one worker's clock
 FINAL = {"delivered", "failed", "expired", "cancelled", "blocked", "rejected"}
@@ -104,7 +111,10 @@ FAULTS: dict[str, Any] = {
     "retry_after": 1,
     "spike_ms": 300,
     "timeout_sleep_s": 2.0,  # longer than the gateway's OVH timeout below
-    "outgoing_lag_s": 0.5,  # a job shows in GET /outgoing only this late
+    "pending_s": 0.3,  # a job stays in GET /jobs this long
+    "outgoing_lag_s": 0.5,  # then shows in GET /outgoing only this late
+    "id_order": "reversed",  # a batch's ids answered in reverse order of its receivers
+    "omit_receiver": 0.02,  # receivers left out of the answer, though sent
     "dlr": {
         "duplicate": True,
         "out_of_order": True,
@@ -123,6 +133,9 @@ GATEWAY_SETTINGS = {
     "max_attempts": "40",
     "lease_seconds": "10",
     "uncertain_settle_seconds": "4",
+    "provider_listing_lag_seconds": "1.5",
+    "marketing_hours_enabled": "false",  # campaigns go whatever the hour of the run
+    "campaign_rate_per_second": "100",
     "worker_poll_seconds": "0.5",
     "worker_batch_size": "20",
     "incoming_poll_seconds": "0",
@@ -169,6 +182,8 @@ class Tally:
     locked_s: float = 0.0
     ready_again_s: float | None = None  # after the lock, until both /readyz said 200
     lock_released_at: float = 0.0  # time.time()
+    campaigns: dict[str, int] = field(default_factory=dict)  # id -> recipients announced
+    campaign_cancel: int | None = None  # the cancel's HTTP status
 
 
 def make_events(count: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -379,6 +394,55 @@ class Chaos:
                         break
                     await asyncio.sleep(0.2)
 
+    async def run_campaigns(self, events: list[dict[str, Any]], until: asyncio.Event) -> None:
+        """A quarter into the posting, two campaigns; the second is cancelled a second later."""
+        numbers = sorted({e[role]["phone"] for e in events for role in ("asker", "offeror")})
+        chosen = self.rng.sample(numbers, min(CAMPAIGN_ROWS, len(numbers)))
+        while len(self.tally.answers) < EVENTS / 4:
+            if until.is_set():
+                return
+            await asyncio.sleep(0.2)
+        auth = {"Authorization": f"Bearer {self.api_key}"}
+        async with httpx.AsyncClient(timeout=30) as http:
+            for n in range(2):
+                body = {
+                    "name": f"chaos-{n}",
+                    "text": f"Spring sale {n}: -20% on every tour this week.",
+                    "csv": "number\n" + "\n".join(chosen),
+                    "quiet_hours": False,
+                }
+                answer = await self.call(http, "POST", "/v1/campaigns", auth, body, (202,))
+                campaign = answer.json()
+                self.tally.campaigns[campaign["id"]] = campaign["summary"]["recipients"]
+            await asyncio.sleep(1.0)
+            path = f"/v1/campaigns/{campaign['id']}/cancel"
+            cancel = await self.call(http, "POST", path, auth, None, (200, 409))
+            self.tally.campaign_cancel = cancel.status_code
+
+    async def call(
+        self,
+        http: httpx.AsyncClient,
+        method: str,
+        path: str,
+        auth: dict[str, str],
+        body: dict[str, Any] | None,
+        expected: tuple[int, ...],
+    ) -> httpx.Response:
+        """One API call, retried through 503, 429 and dropped connections."""
+        for attempt in range(40):
+            try:
+                response = await http.request(
+                    method, f"{self.apis[attempt % 2]}{path}", json=body, headers=auth
+                )
+            except httpx.TransportError:
+                await asyncio.sleep(0.2)
+                continue
+            if response.status_code in expected:
+                return response
+            assert response.status_code in (429, 503), response.text
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{method} {path} never answered")
+
     async def lock_messages(self, engine: AsyncEngine, until: asyncio.Event) -> None:
         """Halfway through, hold ACCESS EXCLUSIVE on the messages table for LOCK_S."""
         while len(self.tally.answers) < EVENTS / 2:
@@ -425,7 +489,7 @@ class Chaos:
         deadline = time.monotonic() + DRAIN_DEADLINE_S
         while True:
             counts = await status_counts(engine)
-            if not counts.get("pending"):
+            if not counts.get("pending") and not await campaigns_creating(engine):
                 return counts
             for worker in self.workers:
                 assert worker.running, f"{worker.name} died\n{worker.log_tail()}"
@@ -457,6 +521,16 @@ async def status_counts(engine: AsyncEngine) -> dict[str, int]:
         return dict(counts)
 
 
+async def campaigns_creating(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int(
+            await connection.scalar(
+                text("SELECT count(*) FROM campaigns WHERE status = 'creating'")
+            )
+            or 0
+        )
+
+
 async def stuck_messages(engine: AsyncEngine) -> str:
     async with engine.connect() as connection:
         rows = await connection.execute(
@@ -481,6 +555,7 @@ class Stored:
     tags: frozenset[str | None]  # its own, and its batch's
     client: str
     told: int  # status_sequence: the statuses its client was told of
+    campaign_id: str | None
 
 
 async def stored_messages(engine: AsyncEngine) -> dict[str, Stored]:
@@ -488,12 +563,13 @@ async def stored_messages(engine: AsyncEngine) -> dict[str, Stored]:
         rows = await connection.execute(
             text(
                 "SELECT m.id, status, reason, to_number, provider_id, credits, kind, due_at,"
-                " provider_tag, job_tag, c.name, status_sequence"
+                " provider_tag, job_tag, c.name, status_sequence, campaign_id"
                 " FROM messages m JOIN api_clients c ON c.id = m.client_id"
             )
         )
         return {
-            row[0]: Stored(*row[:8], frozenset({row[8], row[9]}), row[10], row[11]) for row in rows
+            row[0]: Stored(*row[:8], frozenset({row[8], row[9]}), row[10], row[11], row[12])
+            for row in rows
         }
 
 
@@ -568,6 +644,16 @@ def check(chaos: Chaos, stored: dict[str, Stored], facts: dict[str, Any], fake: 
     expect(len(tally.answers) == EVENTS, "every event was acknowledged")
 
     acknowledged = {mid for ids in tally.answers.values() for mid in ids}
+    # A campaign's 202 acknowledges the messages its rows become.
+    expect(len(tally.campaigns) == 2, f"campaigns not accepted: {tally.campaigns}")
+    by_campaign = Counter(m.campaign_id for m in stored.values() if m.campaign_id)
+    acknowledged |= {m.id for m in stored.values() if m.campaign_id in tally.campaigns}
+    ran = next(iter(tally.campaigns), "")
+    expect(
+        by_campaign[ran] == tally.campaigns.get(ran),
+        f"campaign: {by_campaign[ran]} messages for {tally.campaigns.get(ran)} recipients",
+    )
+    expect(tally.campaign_cancel in (200, 409), f"campaign cancel: {tally.campaign_cancel}")
     missing = acknowledged - set(stored)
     not_final = {mid for mid in acknowledged & set(stored) if stored[mid].status not in FINAL}
     lost = len(missing) + len(not_final)
@@ -665,7 +751,9 @@ def check(chaos: Chaos, stored: dict[str, Stored], facts: dict[str, Any], fake: 
         f"worker_kills={tally.kills} clock_ahead={AHEAD if chaos.clock_ahead else 'off'} "
         f"cancels={dict(sorted(Counter(tally.cancels.values()).items()))} "
         f"sent_after_cancel={cancelled_late} stops={len(tally.stops)} "
-        f"sent_after_stop={sent_after_stop} webhooks={len(chaos.receiver.events)} "
+        f"sent_after_stop={sent_after_stop} campaigns={tally.campaigns} "
+        f"campaign_messages={dict(by_campaign)} campaign_cancel={tally.campaign_cancel} "
+        f"webhooks={len(chaos.receiver.events)} "
         f"webhooks_refused={chaos.receiver.refused} webhook_out_of_order={out_of_order} "
         f"lock={tally.locked_s:.0f}s ready_after_lock={tally.ready_again_s}s "
         f"sent_after_lock={resumed} posting={tally.posting_s:.0f}s "
@@ -697,6 +785,14 @@ def check_cancels_and_stops(
             gone = [s for s in by_receiver.get(message.to, []) if s["tag"] in message.tags]
             late += [message_id] if gone else []
     expect(not late, f"sent although cancelled: {late[:3]}")
+    # Cancelled means never sent, whoever cancelled it (a DELETE, a campaign, a booking).
+    taken = [
+        message.id
+        for message in stored.values()
+        if message.status == "cancelled"
+        and any(s["tag"] in message.tags for s in by_receiver.get(message.to, []))
+    ]
+    expect(not taken, f"cancelled, though OVHcloud took it: {taken[:3]}")
     # A send under way at the STOP may still reach OVHcloud, within its deadline.
     window = float(GATEWAY_SETTINGS["lease_seconds"]) / 2 + 1.0
     after = [
@@ -746,6 +842,7 @@ async def scenario(chaos: Chaos) -> str:
             asyncio.create_task(chaos.kill_workers(settled)),
             asyncio.create_task(chaos.send_stops(events, settled)),
             asyncio.create_task(chaos.lock_messages(engine, settled)),
+            asyncio.create_task(chaos.run_campaigns(events, settled)),
         ]
         try:
             begun = time.monotonic()

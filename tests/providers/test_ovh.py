@@ -569,6 +569,22 @@ async def test_find_by_tag(router: respx.MockRouter, provider: OvhProvider) -> N
     assert_signed(request)
 
 
+async def test_pending_jobs_and_their_receivers(
+    router: respx.MockRouter, provider: OvhProvider
+) -> None:
+    router.get(JOBS_URL).respond(json=[7, 8])
+    router.get(f"{JOBS_URL}/7").respond(json={"id": 7, "receiver": "+33601020304"})
+    router.get(f"{JOBS_URL}/8").respond(
+        404, json={"class": "Client::NotFound", "message": "The requested object does not exist"}
+    )
+    assert await provider.pending_jobs() == ["7", "8"]
+    assert await provider.pending_job("7") == "+33601020304"
+    assert await provider.pending_job("8") is None  # it ran meanwhile
+    router.get(JOBS_URL).respond(json={"not": "a list"})
+    with pytest.raises(TransientProviderError):
+        await provider.pending_jobs()
+
+
 async def test_get_outgoing(router: respx.MockRouter, provider: OvhProvider) -> None:
     router.get(f"{OUTGOING_URL}/5").respond(json={"id": 5, "ptt": 1})
     assert await provider.get_outgoing("5") == {"id": 5, "ptt": 1}

@@ -358,6 +358,40 @@ async def test_outgoing_lag_hides_a_fresh_sms(
     assert await provider.find_by_tag("bk-42") == [sms_id]
 
 
+async def test_a_job_is_pending_then_listed_after_the_lag(
+    provider: OvhProvider, http: httpx.AsyncClient
+) -> None:
+    await set_faults(http, pending_s=0.2, outgoing_lag_s=0.2)
+    sms_id = (await provider.send(job())).ids[ANNA]
+
+    assert await provider.pending_jobs() == [sms_id]
+    assert await provider.pending_job(sms_id) == ANNA
+    assert await provider.find_by_tag("bk-42") == []
+    await asyncio.sleep(0.25)  # run, not listed yet: in neither list
+    assert await provider.pending_jobs() == []
+    assert await provider.pending_job(sms_id) is None
+    assert await provider.find_by_tag("bk-42") == []
+    await asyncio.sleep(0.2)
+    assert await provider.find_by_tag("bk-42") == [sms_id]
+
+
+async def test_answer_faults_reverse_ids_or_leave_a_receiver_out(
+    provider: OvhProvider, http: httpx.AsyncClient
+) -> None:
+    await set_faults(http, id_order="reversed")
+    reversed_ids = (await provider.send(job(receivers=[ANNA, MARC]))).ids
+    listed = {
+        (await provider.outgoing(i)).receiver: i  # type: ignore[union-attr]
+        for i in await provider.find_by_tag("bk-42")
+    }
+    assert reversed_ids == {ANNA: listed[MARC], MARC: listed[ANNA]}
+
+    await set_faults(http, omit_receiver=1.0)
+    answer = await provider.send(job(receivers=[ANNA, MARC], tag="bk-43"))
+    assert (answer.ids, answer.invalid_receivers) == ({}, [])
+    assert len(await provider.find_by_tag("bk-43")) == 2  # both were sent all the same
+
+
 async def test_ids_start_from_the_clock_by_default() -> None:
     before = int(time.time() * 1000)
     async with reporting_fake() as fake:
