@@ -567,10 +567,24 @@ async def stored_messages(engine: AsyncEngine) -> dict[str, Stored]:
                 " FROM messages m JOIN api_clients c ON c.id = m.client_id"
             )
         )
-        return {
-            row[0]: Stored(*row[:8], frozenset({row[8], row[9]}), row[10], row[11], row[12])
-            for row in rows
-        }
+        found = {}
+        for row in rows:
+            mid, status, reason, to, provider_id, credits, kind, due_at = row[:8]
+            found[mid] = Stored(
+                mid,
+                status,
+                reason,
+                to,
+                provider_id,
+                credits,
+                kind,
+                due_at,
+                tags=frozenset({row[8], row[9]}),
+                client=row[10],
+                told=row[11],
+                campaign_id=row[12],
+            )
+        return found
 
 
 async def webhooks_settle(engine: AsyncEngine) -> dict[str, int]:
