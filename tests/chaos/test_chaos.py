@@ -632,6 +632,21 @@ async def ledger_facts(engine: AsyncEngine) -> dict[str, Any]:
             text("SELECT count(*) FROM delivery_reports WHERE NOT applied")
         )
         reports = await connection.scalar(text("SELECT count(*) FROM delivery_reports"))
+        # Messages whose SMS id a report moved (the answer's order was wrong), and
+        # receivers the answer left out (looked up).
+        corrected = await connection.scalar(
+            text(
+                "SELECT count(DISTINCT a.message_id) FROM send_attempts a"
+                " JOIN messages m ON m.id = a.message_id"
+                " WHERE a.outcome = 'accepted' AND a.provider_id <> m.provider_id"
+            )
+        )
+        unnamed = await connection.scalar(
+            text(
+                "SELECT count(*) FROM send_attempts"
+                " WHERE error = 'the answer does not name this receiver'"
+            )
+        )
     return {
         "quota": Decimal(client[1]),
         "balance": Decimal(client[2]),
@@ -639,6 +654,8 @@ async def ledger_facts(engine: AsyncEngine) -> dict[str, Any]:
         "by_message": by_message,
         "unapplied_reports": unapplied,
         "reports": reports,
+        "ids_corrected": corrected,
+        "unnamed": unnamed,
     }
 
 
@@ -724,6 +741,9 @@ def check(chaos: Chaos, stored: dict[str, Stored], facts: dict[str, Any], fake: 
         f"{len(delivered - delivered_at_ovh)} the other way",
     )
     expect(facts["unapplied_reports"] == 0, f"{facts['unapplied_reports']} reports unapplied")
+    # The faults bit: batches were answered out of order, receivers left out.
+    expect(facts["ids_corrected"] > 0, "no SMS id was corrected by a report")
+    expect(facts["unnamed"] > 0, "no receiver was left out of an answer")
 
     # Credits: quota minus what billed messages cost, and the ledger adds up.
     by_message: dict[str, set[str]] = facts["by_message"]
@@ -761,6 +781,7 @@ def check(chaos: Chaos, stored: dict[str, Stored], facts: dict[str, Any], fake: 
         f"lost={lost} dlr_pushed={stats['dlr_pushed']} dlr_failed={stats['dlr_failed']} "
         f"dlr_stored={facts['reports']} dlr_unapplied={facts['unapplied_reports']} "
         f"refunded={len(refunded)} credits_charged={spent} "
+        f"ids_corrected={facts['ids_corrected']} unnamed_receivers={facts['unnamed']} "
         f"faults={sum(faults.values())} {dict(sorted(faults.items()))} "
         f"worker_kills={tally.kills} clock_ahead={AHEAD if chaos.clock_ahead else 'off'} "
         f"cancels={dict(sorted(Counter(tally.cancels.values()).items()))} "
