@@ -1,0 +1,130 @@
+"""Attacks on the look-ups of uncertain sends (review of the look-up change).
+
+Each test states a promise of README "Delivery: what the service promises"
+and a sequence of events that breaks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from smsgateway.db import utcnow
+from smsgateway.messages import lookups
+from smsgateway.messages.dispatcher import Dispatcher
+from smsgateway.models.messages import Message
+from smsgateway.providers.base import TransientProviderError
+from smsgateway.runtime import Runtime
+from tests.helpers import send_message, stored_message
+from tests.messages.test_lookups import CountingProvider
+
+
+async def _run_when_due(runtime: Runtime, dispatcher: Dispatcher, message_id: str, seconds: float):
+    """Passes of the real dispatcher, each when the message is due (no ``make_due``)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        message = await stored_message(runtime, message_id)
+        if message.status != "queued":
+            return message
+        assert message.due_at is not None
+        wait = (message.due_at - utcnow()).total_seconds()
+        await asyncio.sleep(min(max(0.0, wait) + 0.02, max(0.0, end - loop.time())))
+        await dispatcher.run_once()
+    return await stored_message(runtime, message_id)
+
+
+async def test_a_lost_sms_never_taken_is_resent_once_the_listing_lag_has_passed(
+    http: httpx.AsyncClient,
+    auth: dict[str, str],
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """README: sent again once proven absent, i.e. after a listing made LAG after a
+    pending check. With the default settings the lag (60 s) is longer than the
+    recheck (15 s): here 0.6 s and 0.2 s. Each time the message comes back at
+    ``jobs.at + lag``, the pending-jobs snapshot is older than the recheck, so it is
+    taken again, which moves ``ready_at`` another lag away: it is never resent, and
+    ends ``expired`` at its validity (charge kept) though OVHcloud never had it.
+    """
+    monkeypatch.setattr(lookups, "RECHECK_SECONDS", 0.2)
+    provider = CountingProvider()
+    runtime.provider = provider
+    runtime.settings.provider.listing_lag_seconds = 0.6
+    dispatcher = Dispatcher(runtime, worker_id="w1")
+    message_id = (await send_message(http, auth, to="+33612000021", text="Lost"))["id"]
+    # The request never reached OVHcloud, but the gateway cannot know it.
+    provider.fail_next = [TransientProviderError("connection reset", uncertain=True)]
+    await dispatcher.run_once()
+
+    # Ten listing lags: far more than settle (0) + one lag.
+    message = await _run_when_due(runtime, dispatcher, message_id, 6.0)
+
+    assert provider.calls["send"] == 2, (message.status, message.last_error, provider.calls)
+    assert message.status == "submitted"
+
+
+class RunsWhileLookedAt(CountingProvider):
+    """OVHcloud runs a pending job while the gateway asks for its details.
+
+    ``GET /jobs`` still lists it; ``GET /jobs/{id}`` (a call later) says it is gone,
+    because it has just run; it shows in the outgoing list ``lag`` seconds after
+    it ran, which is what ``SMSGW_PROVIDER_LISTING_LAG_SECONDS`` assumes.
+    """
+
+    def __init__(self, lag: float, call_seconds: float) -> None:
+        super().__init__()
+        self.lag = lag
+        self.call_seconds = call_seconds
+        self.listed_from: dict[str, float] = {}  # SMS id -> loop time it shows from
+        self.tag_of: dict[str, str] = {}
+
+    async def pending_job(self, job_id: str) -> str | None:
+        self.calls["pending_job"] += 1
+        await asyncio.sleep(self.call_seconds)  # one HTTPS round trip to OVHcloud
+        receiver = self.pending.pop(job_id, None)
+        if receiver is not None:
+            # It ran just now, during this call.
+            self.receivers[job_id] = receiver
+            self.listed_from[job_id] = asyncio.get_running_loop().time() + self.lag
+        return None
+
+    async def find_by_tag(self, tag: str) -> list[str]:
+        self.calls["find_by_tag"] += 1
+        now = asyncio.get_running_loop().time()
+        shown = [i for i, at in self.listed_from.items() if at <= now and self.tag_of[i] == tag]
+        return list(self.ids_by_tag.get(tag, [])) + shown
+
+
+async def test_a_job_that_runs_between_the_job_list_and_its_details_is_not_resent(
+    http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
+) -> None:
+    """No blind resend: "no SMS for it in a listing made LAG after that check".
+
+    The pending check is dated when ``GET /jobs`` was asked, but a job it listed
+    is read one call (or, cut by the budget, one pass) later. A job that ran in
+    between is forgotten as "gone", though it shows in the outgoing list only
+    LAG after it ran, later than ``jobs.at + lag``: the listing made at
+    ``jobs.at + lag`` misses it, the message is taken for absent and sent twice.
+    """
+    provider = RunsWhileLookedAt(lag=0.6, call_seconds=0.3)
+    runtime.provider = provider
+    runtime.settings.provider.listing_lag_seconds = 0.6
+    dispatcher = Dispatcher(runtime, worker_id="w1")
+    to = "+33612000022"
+    message_id = (await send_message(http, auth, to=to, text="Taken, answer lost"))["id"]
+    # OVHcloud took the job (id 901) but the answer was lost: it is pending there.
+    provider.fail_next = [TransientProviderError("read timeout", uncertain=True)]
+    await dispatcher.run_once()
+    tag = (await stored_message(runtime, message_id)).job_tag or ""
+    provider.pending["901"] = to
+    provider.tag_of["901"] = tag
+
+    message = await _run_when_due(runtime, dispatcher, message_id, 3.0)
+
+    assert provider.calls["send"] == 1, "sent twice: OVHcloud had it"
+    assert (message.status, message.provider_id) == ("submitted", "901")
