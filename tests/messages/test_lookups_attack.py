@@ -18,6 +18,7 @@ from smsgateway.messages import lookups
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.models.messages import Message
 from smsgateway.providers.base import TransientProviderError
+from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.helpers import send_message, stored_message
 from tests.messages.test_lookups import CountingProvider
@@ -128,3 +129,68 @@ async def test_a_job_that_runs_between_the_job_list_and_its_details_is_not_resen
 
     assert provider.calls["send"] == 1, "sent twice: OVHcloud had it"
     assert (message.status, message.provider_id) == ("submitted", "901")
+
+
+async def _due(runtime: Runtime, message_id: str, seconds_ago: float) -> None:
+    async with runtime.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(due_at=utcnow() - timedelta(seconds=seconds_ago))
+        )
+
+
+async def test_a_message_is_never_adopted_with_the_sms_of_another_job_under_the_same_tag(
+    http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime, dispatcher: Dispatcher
+) -> None:
+    """Nothing acknowledged is lost; a report is never applied to the wrong message.
+
+    A job's tag is its first message's own tag (``provider_tag``), so a message
+    that heads two jobs gives the same tag to both. The look-up matches a tag's
+    listing by receiver only: an SMS of the first job to the same number as a
+    member of the second is taken for that member's, which is marked submitted
+    with its neighbour's SMS id though it never went.
+    """
+    provider = runtime.provider
+    assert isinstance(provider, FakeProvider)
+    anna, bruno = "+33612000031", "+33612000032"
+    text = "Your booking starts tomorrow."
+    first = (await send_message(http, auth, to=anna, text=text))["id"]
+    bruno_1 = (await send_message(http, auth, to=bruno, text=text))["id"]
+    await _due(runtime, first, 10)
+    # Job 1 [anna, bruno], tag = first's: OVHcloud names only bruno, and did not take anna.
+    provider.unnamed = {anna}
+    await dispatcher.run_once()
+    tag = provider.sent[0].tag
+    assert provider.sent[0].receivers == [anna, bruno]
+    anna_id = next(i for i, to in provider.receivers.items() if to == anna)
+    provider.ids_by_tag[tag].remove(anna_id)
+    del provider.receivers[anna_id]
+    provider.unnamed = set()
+    bruno_1_id = (await stored_message(runtime, bruno_1)).provider_id
+    assert (await stored_message(runtime, first)).uncertain
+
+    # Looked up, proven absent, sent again: OVHcloud is unreachable (certainly not sent).
+    provider.fail_next = [TransientProviderError("OVH unreachable: ConnectError")]
+    await _due(runtime, first, 10)
+    await dispatcher.run_once()
+    back = await stored_message(runtime, first)
+    assert (back.status, back.uncertain) == ("queued", False)
+
+    # A second message to bruno, same text: job 2 [anna, bruno] under the same tag,
+    # whose request fails with a 502 (it may have been taken; it was not).
+    bruno_2 = (await send_message(http, auth, to=bruno, text=text))["id"]
+    await _due(runtime, first, 10)
+    provider.fail_next = [TransientProviderError("HTTP 502", status_code=502, uncertain=True)]
+    await dispatcher.run_once()
+    assert len(provider.sent) == 1  # the fake records only what it took
+    second = await stored_message(runtime, bruno_2)
+    assert (second.status, second.uncertain, second.job_tag) == ("queued", True, tag)
+
+    await _due(runtime, bruno_2, 1)
+    await _due(runtime, first, 1)
+    await dispatcher.run_once()
+
+    second = await stored_message(runtime, bruno_2)
+    assert second.provider_id != bruno_1_id, "adopted the SMS of another message"
+    assert any(bruno in job.receivers for job in provider.sent[1:]), "bruno_2 never went"
