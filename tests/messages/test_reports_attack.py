@@ -1,0 +1,98 @@
+"""Attacks on the correction of a batch's SMS ids by delivery reports (review)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from smsgateway.config import Settings
+from smsgateway.messages.dispatcher import Dispatcher
+from smsgateway.messages.reports import ReportIn, record_report
+from smsgateway.providers.base import JobResult, OutgoingJob
+from smsgateway.providers.fake import FakeProvider
+from smsgateway.runtime import build_runtime
+from tests.helpers import send_message, stored_message
+
+TEXT = "Your booking starts tomorrow."
+ANNA, BRUNO, CLARA = "+33612000041", "+33612000042", "+33612000043"
+
+
+class RotatedIds(FakeProvider):
+    """Answers a job's ids rotated by one against its receivers (a 3-cycle, not a swap)."""
+
+    async def send(self, job: OutgoingJob) -> JobResult:
+        result = await super().send(job)
+        receivers = list(result.ids)
+        ids = [result.ids[r] for r in receivers]
+        rotated = ids[1:] + ids[:1]
+        return JobResult(
+            ids=dict(zip(receivers, rotated, strict=True)),
+            invalid_receivers=result.invalid_receivers,
+            credits_removed=result.credits_removed,
+        )
+
+
+def _report(provider: FakeProvider, receiver: str, tag: str) -> ReportIn:
+    sms_id = next(i for i, to in provider.receivers.items() if to == receiver)
+    return ReportIn(
+        provider="ovh",
+        provider_id=sms_id,
+        dlr=1,
+        ptt=4,
+        reported_at="2026-12-03 10:00:00",
+        description=None,
+        params={},
+        tag=tag,
+        receiver=receiver.replace("+", "00"),
+    )
+
+
+async def test_two_reports_of_one_batch_at_once_leave_every_id_with_its_receiver(
+    http: httpx.AsyncClient, auth: dict[str, str], settings: Settings, is_postgres: bool
+) -> None:
+    """A report is never applied to the wrong message.
+
+    OVHcloud sends a batch's reports at about the same moment. ``_owner`` reads
+    who holds an id and swaps it with a sibling, locked only by the SMS id
+    (``_lock_sms_id``): two reports of one job, for different ids, read the same
+    holders and write overlapping swaps. Under PostgreSQL's READ COMMITTED the
+    second swap overwrites the first: two messages end with one SMS id, and one
+    id with none.
+    """
+    if not is_postgres:
+        pytest.skip("concurrent writers: PostgreSQL's READ COMMITTED")
+    provider = RotatedIds()
+    runtime = build_runtime(settings, provider)
+    try:
+        ids = {to: (await send_message(http, auth, to=to, text=TEXT))["id"] for to in (ANNA, BRUNO, CLARA)}
+        await Dispatcher(runtime, worker_id="w1").run_once()
+        tag = provider.sent[0].tag
+        held = {to: (await stored_message(runtime, ids[to])).provider_id for to in ids}
+        assert held[ANNA] == _report(provider, BRUNO, tag).provider_id  # rotated
+
+        # Bruno's report (held by Anna's message) and Clara's (held by Bruno's) at once.
+        first = runtime.sessionmaker()
+        second = runtime.sessionmaker()
+        try:
+            await record_report(first, _report(provider, BRUNO, tag))  # not committed yet
+            racing = asyncio.create_task(_record_and_commit(second, _report(provider, CLARA, tag)))
+            await asyncio.sleep(0.5)  # the second has read the holders, and waits on a row
+            await first.commit()
+            await racing
+        finally:
+            await first.close()
+            await second.close()
+
+        real = {to: _report(provider, to, tag).provider_id for to in (ANNA, BRUNO, CLARA)}
+        after = {to: (await stored_message(runtime, ids[to])).provider_id for to in ids}
+        assert sorted(after.values()) == sorted(real.values()), after  # one id each
+        assert after[BRUNO] == real[BRUNO] and after[CLARA] == real[CLARA]
+    finally:
+        await runtime.aclose()
+
+
+async def _record_and_commit(session, report: ReportIn) -> None:  # type: ignore[no-untyped-def]
+    await record_report(session, report)
+    await session.commit()
