@@ -194,3 +194,64 @@ async def test_a_message_is_never_adopted_with_the_sms_of_another_job_under_the_
     second = await stored_message(runtime, bruno_2)
     assert second.provider_id != bruno_1_id, "adopted the SMS of another message"
     assert any(bruno in job.receivers for job in provider.sent[1:]), "bruno_2 never went"
+
+
+async def test_a_receiver_left_out_of_the_answer_on_its_last_attempt_is_looked_up_not_failed(
+    http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
+) -> None:
+    """Promise 4: a receiver in neither validReceivers nor invalidReceivers is uncertain.
+
+    ``from_result`` turns it into ``outcomes.retry``, which fails the message
+    outright when its attempts are spent (here the first is the last): it ends
+    ``failed`` (``provider_unavailable``) without any look-up, though OVHcloud
+    took and delivered it; its reports then match no message.
+    """
+    runtime.settings.dispatch.max_attempts = 1
+    provider = CountingProvider()
+    runtime.provider = provider
+    dispatcher = Dispatcher(runtime, worker_id="w1")
+    text = "Your booking starts tomorrow."
+    anna = (await send_message(http, auth, to="+33612000051", text=text))["id"]
+    (await send_message(http, auth, to="+33612000052", text=text))["id"]
+    provider.unnamed = {"+33612000051"}  # taken, but left out of the answer
+    await dispatcher.run_once()
+
+    message = await _run_when_due(runtime, dispatcher, anna, 1.0)
+
+    assert message.status != "failed", message.reason
+    assert message.status == "submitted" and provider.lookups() > 0
+
+
+async def test_a_look_up_costs_calls_for_its_own_batch_not_for_the_traffic_pending_at_ovh(
+    http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
+) -> None:
+    """README "One look-up per tag": a lost batch of N costs about N + 3 calls.
+
+    ``GET /jobs`` lists every pending job of the account, and each job not seen
+    yet costs one call (``GET /jobs/{id}``), even those the gateway itself just
+    sent and holds the id of (a job's id is its SMS id). Under steady traffic
+    the pending list is mostly the gateway's own recent sends: a look-up of one
+    message costs as many calls as there are such jobs, and with more new jobs
+    a minute than the look-up share (15 of 60) it never completes.
+    """
+    provider = CountingProvider()
+    runtime.provider = provider
+    dispatcher = Dispatcher(runtime, worker_id="w1")
+    others = [
+        (await send_message(http, auth, to=f"+3361300{n:04d}", text=f"Other {n}"))["id"]
+        for n in range(20)
+    ]
+    await dispatcher.run_once()
+    held = [(await stored_message(runtime, i)) for i in others]
+    assert all(m.status == "submitted" for m in held)
+    # OVHcloud has not run them yet: they are its pending jobs, known to the gateway.
+    provider.pending = {m.provider_id or "": m.to for m in held}
+
+    lost = (await send_message(http, auth, to="+33612000061", text="Lost"))["id"]
+    provider.fail_next = [TransientProviderError("connection reset", uncertain=True)]
+    await dispatcher.run_once()
+    before = provider.lookups()
+    message = await _run_when_due(runtime, dispatcher, lost, 1.0)
+
+    assert message.status == "submitted"
+    assert provider.lookups() - before <= 1 + 3, provider.calls
