@@ -19,12 +19,15 @@ from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.models.messages import Message
 from smsgateway.providers.base import TransientProviderError
 from smsgateway.providers.fake import FakeProvider
+from smsgateway.providers.health import take_call
 from smsgateway.runtime import Runtime
 from tests.helpers import send_message, stored_message
 from tests.messages.test_lookups import CountingProvider
 
 
-async def _run_when_due(runtime: Runtime, dispatcher: Dispatcher, message_id: str, seconds: float):
+async def _run_when_due(
+    runtime: Runtime, dispatcher: Dispatcher, message_id: str, seconds: float
+) -> Message:
     """Passes of the real dispatcher, each when the message is due (no ``make_due``)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds
@@ -255,3 +258,21 @@ async def test_a_look_up_costs_calls_for_its_own_batch_not_for_the_traffic_pendi
 
     assert message.status == "submitted"
     assert provider.lookups() - before <= 1 + 3, provider.calls
+
+
+async def test_look_ups_never_take_more_than_their_share_of_a_small_budget(
+    runtime: Runtime, dispatcher: Dispatcher
+) -> None:
+    """README "A bounded share": at most LOOKUP_SHARE of CALLS_PER_MINUTE.
+
+    ``_spend_lookup`` gives look-ups ``max(1, int(per_minute * share))`` calls: at
+    1 call a minute (share 0.25) that is the whole minute, every minute, while an
+    unresolved message (a pending job that never runs: up to its validity, 24 h)
+    is looked up; other traffic gets nothing.
+    """
+    runtime.settings.provider.calls_per_minute = 1
+    runtime.settings.provider.lookup_share = 0.25
+    assert await dispatcher.delivery._spend_lookup() == 0  # the look-up got the call
+    async with runtime.sessionmaker() as session, session.begin():
+        wait = await take_call(session, runtime.provider.name, 1)
+    assert wait == 0, "look-ups took the whole budget of the minute"

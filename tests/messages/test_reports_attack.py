@@ -66,7 +66,10 @@ async def test_two_reports_of_one_batch_at_once_leave_every_id_with_its_receiver
     provider = RotatedIds()
     runtime = build_runtime(settings, provider)
     try:
-        ids = {to: (await send_message(http, auth, to=to, text=TEXT))["id"] for to in (ANNA, BRUNO, CLARA)}
+        ids = {
+            to: (await send_message(http, auth, to=to, text=TEXT))["id"]
+            for to in (ANNA, BRUNO, CLARA)
+        }
         await Dispatcher(runtime, worker_id="w1").run_once()
         tag = provider.sent[0].tag
         held = {to: (await stored_message(runtime, ids[to])).provider_id for to in ids}
