@@ -11,13 +11,14 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from smsgateway.db import utcnow
 from smsgateway.messages import lookups
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.models.messages import Message
-from smsgateway.providers.base import TransientProviderError
+from smsgateway.models.providers import ProviderCallWindow
+from smsgateway.providers.base import JobResult, OutgoingJob, TransientProviderError
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.providers.health import take_call
 from smsgateway.runtime import Runtime
@@ -149,54 +150,64 @@ async def test_a_message_is_never_adopted_with_the_sms_of_another_job_under_the_
     """Nothing acknowledged is lost; a report is never applied to the wrong message.
 
     A job's tag is its first message's own tag (``provider_tag``), so a message
-    that heads two jobs gives the same tag to both. The look-up matches a tag's
-    listing by receiver only: an SMS of the first job to the same number as a
-    member of the second is taken for that member's, which is marked submitted
-    with its neighbour's SMS id though it never went.
+    that heads two jobs gives the same tag to both. Matched by receiver only, an
+    SMS of the first job to the same number as a member of the second would be
+    taken for that member's, marked submitted with its neighbour's SMS id
+    though it never went.
     """
     provider = runtime.provider
     assert isinstance(provider, FakeProvider)
-    anna, bruno = "+33612000031", "+33612000032"
     text = "Your booking starts tomorrow."
-    first = (await send_message(http, auth, to=anna, text=text))["id"]
-    bruno_1 = (await send_message(http, auth, to=bruno, text=text))["id"]
-    await _due(runtime, first, 10)
-    # Job 1 [anna, bruno], tag = first's: OVHcloud names only bruno, and did not take anna.
-    provider.unnamed = {anna}
+    ids = [
+        (await send_message(http, auth, to=to, text=text))["id"]
+        for to in ("+33612000031", "+33612000032")
+    ]
+    # Job 1 [head, other], under the head's tag: OVHcloud names only the other, and
+    # did not take the head.
+    provider.unnamed = {"+33612000031", "+33612000032"}
+    original_send = provider.send
+
+    async def leave_out_the_head(job: OutgoingJob) -> JobResult:
+        provider.unnamed = {job.receivers[0]}
+        return await original_send(job)
+
+    provider.send = leave_out_the_head  # type: ignore[method-assign]
     await dispatcher.run_once()
+    provider.send = original_send  # type: ignore[method-assign]
     tag = provider.sent[0].tag
-    assert provider.sent[0].receivers == [anna, bruno]
-    anna_id = next(i for i, to in provider.receivers.items() if to == anna)
-    provider.ids_by_tag[tag].remove(anna_id)
-    del provider.receivers[anna_id]
+    head_to, other_to = provider.sent[0].receivers
+    stored = {m.to: m for m in [await stored_message(runtime, i) for i in ids]}
+    head, other = stored[head_to], stored[other_to]
+    assert head.provider_tag == tag and head.uncertain
+    head_sms = next(i for i, to in provider.receivers.items() if to == head_to)
+    provider.ids_by_tag[tag].remove(head_sms)
+    del provider.receivers[head_sms]
     provider.unnamed = set()
-    bruno_1_id = (await stored_message(runtime, bruno_1)).provider_id
-    assert (await stored_message(runtime, first)).uncertain
 
     # Looked up, proven absent, sent again: OVHcloud is unreachable (certainly not sent).
     provider.fail_next = [TransientProviderError("OVH unreachable: ConnectError")]
-    await _due(runtime, first, 10)
+    await _due(runtime, head.id, 10)
     await dispatcher.run_once()
-    back = await stored_message(runtime, first)
+    back = await stored_message(runtime, head.id)
     assert (back.status, back.uncertain) == ("queued", False)
 
-    # A second message to bruno, same text: job 2 [anna, bruno] under the same tag,
-    # whose request fails with a 502 (it may have been taken; it was not).
-    bruno_2 = (await send_message(http, auth, to=bruno, text=text))["id"]
-    await _due(runtime, first, 10)
+    # A second message to the other's number, same text: job 2 [head, second] under
+    # the same tag, whose request fails with a 502 (it may have been taken; it was not).
+    second_id = (await send_message(http, auth, to=other_to, text=text))["id"]
+    await _due(runtime, head.id, 10)
     provider.fail_next = [TransientProviderError("HTTP 502", status_code=502, uncertain=True)]
     await dispatcher.run_once()
     assert len(provider.sent) == 1  # the fake records only what it took
-    second = await stored_message(runtime, bruno_2)
+    second = await stored_message(runtime, second_id)
     assert (second.status, second.uncertain, second.job_tag) == ("queued", True, tag)
 
-    await _due(runtime, bruno_2, 1)
-    await _due(runtime, first, 1)
+    await _due(runtime, second_id, 1)
+    await _due(runtime, head.id, 1)
     await dispatcher.run_once()
 
-    second = await stored_message(runtime, bruno_2)
-    assert second.provider_id != bruno_1_id, "adopted the SMS of another message"
-    assert any(bruno in job.receivers for job in provider.sent[1:]), "bruno_2 never went"
+    second = await stored_message(runtime, second_id)
+    assert second.provider_id != other.provider_id, "adopted the SMS of another message"
+    assert any(other_to in job.receivers for job in provider.sent[1:]), "it never went"
 
 
 async def test_a_receiver_left_out_of_the_answer_on_its_last_attempt_is_looked_up_not_failed(
@@ -265,14 +276,26 @@ async def test_look_ups_never_take_more_than_their_share_of_a_small_budget(
 ) -> None:
     """README "A bounded share": at most LOOKUP_SHARE of CALLS_PER_MINUTE.
 
-    ``_spend_lookup`` gives look-ups ``max(1, int(per_minute * share))`` calls: at
-    1 call a minute (share 0.25) that is the whole minute, every minute, while an
-    unresolved message (a pending job that never runs: up to its validity, 24 h)
-    is looked up; other traffic gets nothing.
+    At 1 call a minute and a share of 0.25, look-ups may have one call in four
+    minutes: the share is counted over a window of minutes, not rounded up to
+    a whole call every minute.
     """
     runtime.settings.provider.calls_per_minute = 1
     runtime.settings.provider.lookup_share = 0.25
-    assert await dispatcher.delivery._spend_lookup() == 0  # the look-up got the call
-    async with runtime.sessionmaker() as session, session.begin():
-        wait = await take_call(session, runtime.provider.name, 1)
-    assert wait == 0, "look-ups took the whole budget of the minute"
+    for _ in range(3):  # again if a window turned during the test
+        window = utcnow().replace(second=0, microsecond=0)
+        async with runtime.sessionmaker() as session, session.begin():
+            await session.execute(delete(ProviderCallWindow))
+        assert await dispatcher.delivery._spend_lookup() == 0  # the look-up got its call
+        async with runtime.sessionmaker() as session, session.begin():
+            # The next minute: the main budget is back, the look-ups' is not.
+            await session.execute(
+                delete(ProviderCallWindow).where(ProviderCallWindow.provider == "fake")
+            )
+        refused = await dispatcher.delivery._spend_lookup()
+        async with runtime.sessionmaker() as session, session.begin():
+            other = await take_call(session, runtime.provider.name, 1)
+        if window.minute // 4 == utcnow().minute // 4:
+            break
+    assert refused > 0, "look-ups had a second call within four minutes"
+    assert other == 0, "other traffic found no call left"

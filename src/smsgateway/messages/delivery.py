@@ -31,7 +31,7 @@ from smsgateway.messages.lifecycle import finish_attempt
 from smsgateway.messages.lookups import Lookups, Verdict
 from smsgateway.messages.outcomes import Decide, Outcome
 from smsgateway.messages.queue import Claimed
-from smsgateway.messages.reports import apply_pending_reports
+from smsgateway.messages.reports import apply_pending_reports, lock_job
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message, SendAttempt
 from smsgateway.models.status import Status
@@ -235,9 +235,18 @@ class Delivery:
         per_minute = self.settings.provider.calls_per_minute
         if per_minute <= 0:
             return 0.0
-        share = max(1, int(per_minute * self.settings.provider.lookup_share))
+        # Under one call a minute, the share is counted over a window of minutes.
+        share = per_minute * self.settings.provider.lookup_share
+        minutes = next(
+            (m for m in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60) if share * m >= 1), 60
+        )
         async with self.runtime.sessionmaker() as session:
-            wait = await take_call(session, f"{self.provider.name}:lookup", share)
+            wait = await take_call(
+                session,
+                f"{self.provider.name}:lookup",
+                max(1, int(share * minutes)),
+                minutes=minutes,
+            )
             if wait == 0:
                 wait = await take_call(session, self.provider.name, per_minute)
             if wait > 0:
@@ -340,6 +349,11 @@ class Delivery:
                 elif outcome.provider_id is not None:
                     identified.append((message.id, outcome.provider_id))
             # Once every id of the job is stored: an early report may correct the order.
+            if identified:
+                tags = [
+                    o.values.get("job_tag") or m.job_tag for m, o in zip(job, decided, strict=True)
+                ]
+                await lock_job(session, next((t for t in tags if t), None))
             for message_id, provider_id in identified:
                 await apply_pending_reports(session, message_id, provider_id)
         for message, outcome in zip(job, decided, strict=True):

@@ -23,6 +23,16 @@ the receiver at a check made after ``uncertain_since``, and no SMS for it in
 a listing made ``listing_lag_seconds`` after that check (OVHcloud lists a
 job some time after it runs), and at least ``uncertain_settle_seconds``
 since the message became uncertain, which gives its reports time to come.
+
+The check is dated when it was proven, not when it was asked: a job listed
+by ``GET /jobs`` and gone when its details are read ran in between, so the
+check counts from that read. The first clean check after ``uncertain_since``
+is kept: a later one proves nothing more, and would only push the listing
+further away. Job ids the gateway holds as some message's SMS id (its own
+recent sends) are matched to that message's number without a call.
+
+An SMS id another message already holds is never adopted: a message that
+heads two jobs gives both its tag, so one tag may list several jobs' SMS.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ from smsgateway.config import Settings
 from smsgateway.db import utcnow
 from smsgateway.messages.queue import Claimed
 from smsgateway.models.callbacks import DeliveryReport
+from smsgateway.models.messages import Message
 from smsgateway.numbers import receiver_key
 from smsgateway.providers.base import SmsProvider
 
@@ -50,6 +61,7 @@ RECHECK_SECONDS = 15.0
 MAX_TAGS = 5_000
 MAX_IDS = 100_000
 
+K = TypeVar("K")
 V = TypeVar("V")
 
 
@@ -101,7 +113,10 @@ class Lookups:
         self._listings: OrderedDict[str, _Seen] = OrderedDict()
         self._jobs: _Seen | None = None
         self._sms_receivers: OrderedDict[str, str] = OrderedDict()  # SMS id -> receiver key
-        self._job_receivers: OrderedDict[str, str | None] = OrderedDict()  # None: job gone
+        # job id -> (receiver key, or None once gone; when that was read)
+        self._job_receivers: OrderedDict[str, tuple[str | None, datetime]] = OrderedDict()
+        # (tag, receiver key) -> when no pending job for it was proven, after its since
+        self._clear: OrderedDict[tuple[str, str], datetime] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._jobs_lock = asyncio.Lock()
 
@@ -110,7 +125,7 @@ class Lookups:
         tag = message.job_tag or message.provider_tag
         key = receiver_key(message.to)
         since = message.uncertain_since or now
-        reported = await self._reported(tag, key)
+        reported = await self._reported(tag, key, message.id)
         if reported is not None:
             return Verdict(provider_id=reported)
         if len(self._locks) > MAX_TAGS:
@@ -118,7 +133,7 @@ class Lookups:
         try:
             # Members of a batch wait for each other, then share what the first learnt.
             async with self._locks.setdefault(tag, asyncio.Lock()):
-                return await self._find(tag, key, since, now)
+                return await self._find(message.id, tag, key, since, now)
         except OutOfBudget as exc:
             return Verdict(until=now + timedelta(seconds=exc.wait), reason="throttled")
 
@@ -126,31 +141,38 @@ class Lookups:
         """A job goes out with ``tag`` again: its listing is out of date."""
         self._listings.pop(tag, None)
 
-    async def _find(self, tag: str, key: str, since: datetime, now: datetime) -> Verdict:
+    async def _find(
+        self, message_id: str, tag: str, key: str, since: datetime, now: datetime
+    ) -> Verdict:
         listing = self._listings.get(tag)
         stale = now - timedelta(seconds=RECHECK_SECONDS)
         if listing is None or listing.at < since or listing.at < stale:
             listing = await self._list(tag)
-        found = await self._match(listing, key)
+        found = await self._match(listing, key, message_id)
         if found is not None:
             return Verdict(provider_id=found)
-        jobs = await self._pending_jobs(since, now)
-        if await self._pending(jobs, key):
-            until = now + timedelta(seconds=RECHECK_SECONDS)
-            return Verdict(until=until, reason="pending at the provider")
+        clear_at = self._clear.get((tag, key))
+        if clear_at is None or clear_at < since:
+            jobs = await self._pending_jobs(since, now)
+            pending, clear_at = await self._pending(jobs, key)
+            if pending:
+                self._clear.pop((tag, key), None)
+                until = now + timedelta(seconds=RECHECK_SECONDS)
+                return Verdict(until=until, reason="pending at the provider")
+            _remember(self._clear, (tag, key), clear_at)
         settle = timedelta(seconds=self.settings.dispatch.uncertain_settle_seconds)
         lag = timedelta(seconds=self.settings.provider.listing_lag_seconds)
-        ready_at = max(since + settle, jobs.at + lag)
+        ready_at = max(since + settle, clear_at + lag)
         if listing.at < ready_at:
             if utcnow() < ready_at:
                 return Verdict(until=ready_at, reason="not listed yet")
             listing = await self._list(tag)
-            found = await self._match(listing, key)
+            found = await self._match(listing, key, message_id)
             if found is not None:
                 return Verdict(provider_id=found)
         return ABSENT
 
-    async def _reported(self, tag: str, key: str) -> str | None:
+    async def _reported(self, tag: str, key: str, message_id: str) -> str | None:
         """An SMS id from a report already received for ``tag`` and this receiver."""
         async with self.sessionmaker() as session:
             rows = (
@@ -162,7 +184,19 @@ class Lookups:
                     )
                 )
             ).all()
-        return rows[0].provider_id if rows else None
+        for row in rows:
+            if not await self._held_by_another(row.provider_id, message_id):
+                return str(row.provider_id)
+        return None
+
+    async def _held_by_another(self, sms_id: str, message_id: str) -> bool:
+        async with self.sessionmaker() as session:
+            holder = await session.scalar(
+                select(Message.id)
+                .where(Message.provider_id == sms_id, Message.id != message_id)
+                .limit(1)
+            )
+        return holder is not None
 
     async def _call(self) -> None:
         wait = await self.spend()
@@ -178,8 +212,9 @@ class Lookups:
             self._listings.popitem(last=False)
         return listed
 
-    async def _match(self, listing: _Seen, key: str) -> str | None:
-        """The listed SMS id for receiver ``key``, fetching receivers not known yet."""
+    async def _match(self, listing: _Seen, key: str, message_id: str) -> str | None:
+        """The listed SMS id for receiver ``key`` no other message holds, fetching
+        receivers not known yet."""
         for sms_id in listing.ids:
             known = self._sms_receivers.get(sms_id)
             if known is None:
@@ -189,7 +224,7 @@ class Lookups:
                     continue
                 known = receiver_key(status.receiver)
                 _remember(self._sms_receivers, sms_id, known)
-            if known == key:
+            if known == key and not await self._held_by_another(sms_id, message_id):
                 return sms_id
         return None
 
@@ -202,19 +237,40 @@ class Lookups:
                 jobs = self._jobs = _Seen(utcnow(), await self.provider.pending_jobs())
             return jobs
 
-    async def _pending(self, jobs: _Seen, key: str) -> bool:
-        """Whether a pending job is for receiver ``key`` (any text: a job carries no tag)."""
+    async def _pending(self, jobs: _Seen, key: str) -> tuple[bool, datetime]:
+        """Whether a pending job is for receiver ``key`` (any text: a job carries no
+        tag), and, when none is, the moment that was proven (see the module's text)."""
+        await self._known_jobs(jobs)
+        proven_at = jobs.at
         for job_id in jobs.ids:
             if job_id not in self._job_receivers:
                 await self._call()
                 receiver = await self.provider.pending_job(job_id)
-                _remember(self._job_receivers, job_id, receiver_key(receiver) if receiver else None)
-            if self._job_receivers[job_id] == key:
-                return True
-        return False
+                seen = (receiver_key(receiver) if receiver else None, utcnow())
+                _remember(self._job_receivers, job_id, seen)
+            job_key, read_at = self._job_receivers[job_id]
+            if job_key == key:
+                return True, proven_at
+            if job_key is None:
+                proven_at = max(proven_at, read_at)
+        return False, proven_at
+
+    async def _known_jobs(self, jobs: _Seen) -> None:
+        """Receivers of pending jobs the gateway sent itself: read from its messages."""
+        unknown = [job_id for job_id in jobs.ids if job_id not in self._job_receivers]
+        if not unknown:
+            return
+        async with self.sessionmaker() as session:
+            rows = (
+                await session.execute(
+                    select(Message.provider_id, Message.to).where(Message.provider_id.in_(unknown))
+                )
+            ).all()
+        for row in rows:
+            _remember(self._job_receivers, str(row.provider_id), (receiver_key(row.to), jobs.at))
 
 
-def _remember(known: OrderedDict[str, V], key: str, value: V) -> None:
+def _remember(known: OrderedDict[K, V], key: K, value: V) -> None:
     known[key] = value
     while len(known) > MAX_IDS:
         known.popitem(last=False)

@@ -75,8 +75,17 @@ def from_result(
         return submitted(provider, provider_id, "accepted", tag)
     if message.to in result.invalid_receivers:
         return failed("invalid_receiver", None)
-    unnamed = TransientProviderError("the answer does not name this receiver", uncertain=True)
-    return retry(message, unnamed, policy=policy, tag=tag, now=now)
+    # Not a failed attempt, whatever the count: it may have gone. Looked up, it is
+    # adopted or proven absent; its validity bounds the wait.
+    reason = "the answer does not name this receiver"
+    values: dict[str, Any] = {
+        "due_at": now + timedelta(seconds=policy.delay(message.attempts, None)),
+        "uncertain": True,
+        "uncertain_since": now,
+        "last_error": reason,
+        "job_tag": tag,
+    }
+    return Outcome(Status.QUEUED, "transient", values, error=reason)
 
 
 def failed(reason: str, exc: ProviderError | None, *, maybe_billed: bool = False) -> Outcome:

@@ -35,6 +35,7 @@ class Claimed:
     event_type: str | None
     client_id: str
     settle_to: str | None = None
+    due_at: datetime | None = None
 
 
 # The columns a claim returns, in ``Claimed``'s order.
@@ -53,6 +54,7 @@ CLAIMED_COLUMNS = (
     Message.event_type,
     Message.client_id,
     Message.settle_to,
+    Message.due_at,
 )
 
 
@@ -71,11 +73,12 @@ def group_jobs(claimed: list[Claimed], max_receivers: int, now: datetime) -> lis
     """Messages that can share one provider job: same text and options, distinct numbers.
 
     Uncertain messages and those past their validity go alone: each is looked
-    up or expired on its own.
+    up or expired on its own. Oldest due first, whatever order the claim
+    returned them in, so a job is headed (and tagged) by its oldest message.
     """
     jobs: list[list[Claimed]] = []
     open_jobs: dict[tuple[str, bool], list[Claimed]] = {}
-    for message in claimed:
+    for message in sorted(claimed, key=lambda m: (m.due_at or now, m.id)):
         if message.uncertain or (message.valid_until is not None and message.valid_until <= now):
             jobs.append([message])
             continue

@@ -51,19 +51,34 @@ class ReportIn:
         return hashlib.sha256(raw.encode()).hexdigest()
 
 
+async def _lock(session: AsyncSession, name: str) -> None:
+    """Hold, until commit, PostgreSQL's advisory lock for ``name`` (SQLite serialises writers)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 async def _lock_sms_id(session: AsyncSession, provider_id: str) -> None:
     """Serialise, until commit, the transactions that link reports to one SMS id.
 
     The dispatcher stores a message's SMS id and looks for early reports in one
     transaction; a report is stored and matched in another. Under PostgreSQL's
     READ COMMITTED neither sees the other's uncommitted row, so without this
-    lock a report arriving in between would stay unapplied for good. SQLite
-    already serialises writers.
+    lock a report arriving in between would stay unapplied for good.
     """
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    key = int.from_bytes(hashlib.sha256(provider_id.encode()).digest()[:8], "big", signed=True)
-    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    await _lock(session, provider_id)
+
+
+async def lock_job(session: AsyncSession, tag: str | None) -> None:
+    """Serialise, until commit, what may move a job's SMS ids between its messages.
+
+    Taken before any SMS id lock (by the dispatcher storing a job's answer,
+    and by each report of the job), so two reports of one batch correct its
+    ids one after the other and never overwrite each other's swap.
+    """
+    if tag:
+        await _lock(session, f"job:{tag}")
 
 
 async def record_report(session: AsyncSession, report: ReportIn) -> bool:
@@ -72,6 +87,7 @@ async def record_report(session: AsyncSession, report: ReportIn) -> bool:
     Returns False for a replay (nothing changes). A report whose message is
     not known yet stays unapplied until ``apply_pending_reports`` runs.
     """
+    await lock_job(session, report.tag)
     await _lock_sms_id(session, report.provider_id)
     values = {
         "dedup_key": report.dedup_key,
@@ -120,16 +136,25 @@ async def match_report(session: AsyncSession, report_id: int) -> bool:
 
 async def rematch_report(session: AsyncSession, dedup_key: str) -> bool:
     """Try again to match a report stored unmatched. True if it matched now."""
-    report_id = await session.scalar(
-        select(DeliveryReport.id).where(
-            DeliveryReport.dedup_key == dedup_key, DeliveryReport.applied.is_(False)
+    found = (
+        await session.execute(
+            select(DeliveryReport.id, DeliveryReport.tag, DeliveryReport.provider_id).where(
+                DeliveryReport.dedup_key == dedup_key, DeliveryReport.applied.is_(False)
+            )
         )
-    )
-    return report_id is not None and await match_report(session, report_id)
+    ).first()
+    if found is None:
+        return False
+    await lock_job(session, found.tag)
+    await _lock_sms_id(session, found.provider_id)
+    return await match_report(session, found.id)
 
 
 async def apply_pending_reports(session: AsyncSession, message_id: str, provider_id: str) -> int:
-    """Apply reports that arrived before the message's provider id was stored."""
+    """Apply reports that arrived before the message's provider id was stored.
+
+    The caller holds ``lock_job`` for the message's job.
+    """
     await _lock_sms_id(session, provider_id)
     reports = (
         await session.scalars(
@@ -146,8 +171,10 @@ async def apply_pending_reports(session: AsyncSession, message_id: str, provider
 async def _owner(session: AsyncSession, message_id: str, report: DeliveryReport) -> str:
     """The message ``report`` belongs to: ``message_id``, or its batch sibling with
     the report's receiver, which then swaps SMS ids with it (see the module's text).
+
+    Only under ``lock_job`` for the report's tag, which the report names.
     """
-    if report.receiver_key is None:
+    if report.receiver_key is None or report.tag is None:
         return message_id
     # Whoever holds the id now: an earlier report of the job may have moved it.
     message = await session.scalar(
@@ -158,14 +185,16 @@ async def _owner(session: AsyncSession, message_id: str, report: DeliveryReport)
     siblings = (
         await session.scalars(
             select(Message).where(
-                Message.job_tag == message.job_tag,
+                Message.job_tag == report.tag,
                 Message.id != message.id,
                 Message.provider_id.is_not(None),
             )
         )
     ).all()
-    sibling = next((m for m in siblings if receiver_key(m.to) == report.receiver_key), None)
-    if message.job_tag is None or sibling is None:
+    matching = [m for m in siblings if receiver_key(m.to) == report.receiver_key]
+    # One candidate only: a tag shared by two jobs may hold the number twice.
+    sibling = matching[0] if len(matching) == 1 else None
+    if message.job_tag != report.tag or sibling is None:
         log.warning(
             "report for SMS %s names another receiver than message %s",
             report.provider_id,

@@ -114,17 +114,25 @@ async def circuit_state(session: AsyncSession, provider: str) -> str:
 
 
 async def take_call(
-    session: AsyncSession, provider: str, per_minute: int, now: datetime | None = None
+    session: AsyncSession,
+    provider: str,
+    per_minute: int,
+    now: datetime | None = None,
+    *,
+    minutes: int = 1,
 ) -> float:
-    """Take one provider call from this minute's budget.
+    """Take one provider call from the budget of this window of ``minutes``.
 
-    Returns 0 when the call may go, else the seconds until the next minute.
-    A budget of 0 means no limit. The caller commits.
+    Returns 0 when the call may go, else the seconds until the next window.
+    ``per_minute`` is then the budget of the whole window; 0 means no limit.
+    ``minutes`` divides 60, so windows start on the hour.
+    The caller commits.
     """
     if per_minute <= 0:
         return 0.0
     now = now or utcnow()
     window = now.replace(second=0, microsecond=0)
+    window = window.replace(minute=window.minute - window.minute % minutes)
     insert = upsert_for(session)
     statement = insert(ProviderCallWindow).values(provider=provider, window_start=window, calls=1)
     taken = await session.scalar(
@@ -135,7 +143,7 @@ async def take_call(
         ).returning(ProviderCallWindow.calls)
     )
     if taken is None:
-        return (window + timedelta(minutes=1) - now).total_seconds()
+        return (window + timedelta(minutes=minutes) - now).total_seconds()
     if taken == 1:  # first call of a new minute: forget old windows
         await session.execute(
             delete(ProviderCallWindow).where(
