@@ -227,11 +227,12 @@ class Delivery:
             )
             return None
 
-    async def _spend_lookup(self) -> float:
+    async def _spend_lookup(self, now: datetime | None = None) -> float:
         """One call from the look-up share of the budget, and from the budget itself.
 
         0 when the call may go, else the seconds to wait (nothing taken).
         """
+        now = now or utcnow()
         per_minute = self.settings.provider.calls_per_minute
         if per_minute <= 0:
             return 0.0
@@ -245,10 +246,11 @@ class Delivery:
                 session,
                 f"{self.provider.name}:lookup",
                 max(1, int(share * minutes)),
+                now,
                 minutes=minutes,
             )
             if wait == 0:
-                wait = await take_call(session, self.provider.name, per_minute)
+                wait = await take_call(session, self.provider.name, per_minute, now)
             if wait > 0:
                 await session.rollback()
             else:
