@@ -1,7 +1,9 @@
-"""Attacks on the look-ups of uncertain sends (review of the look-up change).
+"""Look-ups of uncertain sends where their proof is thinnest.
 
 Each test states a promise of README "Delivery: what the service promises"
-and a sequence of events that breaks it.
+and a sequence of events that would break it if the look-ups trusted too much:
+a recheck, a job that runs while it is read, a tag two jobs share, a receiver
+left out on the last attempt, other jobs pending at OVHcloud, a tiny budget.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Attacks on the correction of a batch's SMS ids by delivery reports (review)."""
+"""Reports of one batch arriving together, each correcting the batch's SMS ids."""
 
 from __future__ import annotations
 
