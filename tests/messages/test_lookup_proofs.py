@@ -52,10 +52,10 @@ async def test_a_lost_sms_never_taken_is_resent_once_the_listing_lag_has_passed(
 ) -> None:
     """README: sent again once proven absent, i.e. after a listing made LAG after a
     pending check. With the default settings the lag (60 s) is longer than the
-    recheck (15 s): here 0.6 s and 0.2 s. Each time the message comes back at
-    ``jobs.at + lag``, the pending-jobs snapshot is older than the recheck, so it is
-    taken again, which moves ``ready_at`` another lag away: it is never resent, and
-    ends ``expired`` at its validity (charge kept) though OVHcloud never had it.
+    recheck (15 s): here 0.6 s and 0.2 s. When the message comes back a lag after
+    the check, the pending jobs are older than the recheck; were they checked again
+    and the lag counted from that check, it would never be resent. The first clean
+    check is the one that counts.
     """
     monkeypatch.setattr(lookups, "RECHECK_SECONDS", 0.2)
     provider = CountingProvider()
@@ -111,11 +111,10 @@ async def test_a_job_that_runs_between_the_job_list_and_its_details_is_not_resen
 ) -> None:
     """No blind resend: "no SMS for it in a listing made LAG after that check".
 
-    The pending check is dated when ``GET /jobs`` was asked, but a job it listed
-    is read one call (or, cut by the budget, one pass) later. A job that ran in
-    between is forgotten as "gone", though it shows in the outgoing list only
-    LAG after it ran, later than ``jobs.at + lag``: the listing made at
-    ``jobs.at + lag`` misses it, the message is taken for absent and sent twice.
+    A job ``GET /jobs`` listed is read one call (or, cut by the budget, one pass)
+    later. One that ran in between is gone by then, and shows in the outgoing
+    list only LAG after it ran: dated from ``GET /jobs``, the check would let a
+    listing miss it and the message be sent twice. It is dated from the read.
     """
     provider = RunsWhileLookedAt(lag=0.6, call_seconds=0.3)
     runtime.provider = provider
@@ -216,10 +215,9 @@ async def test_a_receiver_left_out_of_the_answer_on_its_last_attempt_is_looked_u
 ) -> None:
     """Promise 4: a receiver in neither validReceivers nor invalidReceivers is uncertain.
 
-    ``from_result`` turns it into ``outcomes.retry``, which fails the message
-    outright when its attempts are spent (here the first is the last): it ends
-    ``failed`` (``provider_unavailable``) without any look-up, though OVHcloud
-    took and delivered it; its reports then match no message.
+    Even when its attempts are spent (here the first is the last): were it
+    failed (``provider_unavailable``) without a look-up, though OVHcloud took
+    it, its reports would match no message.
     """
     runtime.settings.dispatch.max_attempts = 1
     provider = CountingProvider()
@@ -242,12 +240,11 @@ async def test_a_look_up_costs_calls_for_its_own_batch_not_for_the_traffic_pendi
 ) -> None:
     """README "One look-up per tag": a lost batch of N costs about N + 3 calls.
 
-    ``GET /jobs`` lists every pending job of the account, and each job not seen
-    yet costs one call (``GET /jobs/{id}``), even those the gateway itself just
-    sent and holds the id of (a job's id is its SMS id). Under steady traffic
-    the pending list is mostly the gateway's own recent sends: a look-up of one
-    message costs as many calls as there are such jobs, and with more new jobs
-    a minute than the look-up share (15 of 60) it never completes.
+    ``GET /jobs`` lists every pending job of the account; under steady traffic
+    most are the gateway's own recent sends, whose ids (a job's id is its SMS
+    id) it holds. Those are matched without a call (``GET /jobs/{id}``):
+    otherwise one look-up would cost a call per such job, and with more new
+    jobs a minute than the look-up share (15 of 60) it would never complete.
     """
     provider = CountingProvider()
     runtime.provider = provider

@@ -54,12 +54,11 @@ async def test_two_reports_of_one_batch_at_once_leave_every_id_with_its_receiver
 ) -> None:
     """A report is never applied to the wrong message.
 
-    OVHcloud sends a batch's reports at about the same moment. ``_owner`` reads
-    who holds an id and swaps it with a sibling, locked only by the SMS id
-    (``_lock_sms_id``): two reports of one job, for different ids, read the same
-    holders and write overlapping swaps. Under PostgreSQL's READ COMMITTED the
-    second swap overwrites the first: two messages end with one SMS id, and one
-    id with none.
+    OVHcloud sends a batch's reports at about the same moment. Each reads who
+    holds its id and may swap it with a sibling: locked only by their SMS ids,
+    two reports of one job would read the same holders and, under PostgreSQL's
+    READ COMMITTED, the second swap would overwrite the first (two messages with
+    one SMS id, one id with none). ``lock_job`` makes them take turns.
     """
     if not is_postgres:
         pytest.skip("concurrent writers: PostgreSQL's READ COMMITTED")
