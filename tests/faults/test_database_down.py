@@ -92,7 +92,8 @@ async def proxied_runtime(postgres_url: str, proxy: TcpProxy) -> AsyncIterator[R
         ),
         worker=WorkerSettings(poll_seconds=0.1, lease_seconds=2.0),
         replies=ReplySettings(incoming_poll_seconds=0, blacklist_sync_seconds=0),
-        provider=ProviderSettings(calls_per_minute=0),
+        # FakeProvider lists an SMS at once: no listing lag to wait out.
+        provider=ProviderSettings(calls_per_minute=0, listing_lag_seconds=0),
         delivery_reports=DeliveryReportSettings(check_interval_seconds=0),
     )
     runtime = build_runtime(settings, provider=FakeProvider())
