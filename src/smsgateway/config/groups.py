@@ -172,6 +172,12 @@ class DispatchSettings(Group):
         ge=0,
         description="How long an SMS the provider may have accepted is looked up before resending",
     )
+    max_schedule_days: float = Field(
+        default=366.0,
+        gt=0,
+        validation_alias="SMSGW_MAX_SCHEDULE_DAYS",
+        description="Furthest send_at accepted, in days from now",
+    )
     message_validity_hours: float = Field(
         default=24.0, gt=0, description="After this long unsent, a message ends expired"
     )
