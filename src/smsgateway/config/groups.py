@@ -210,7 +210,17 @@ class WebhookSettings(Group):
 
     model_config = variables("SMSGW_WEBHOOK_")
 
-    timeout_seconds: float = Field(default=10.0, gt=0)
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Whole time one delivery may take, answer included"
+    )
+    allow_private_networks: bool = Field(
+        default=False,
+        description="Allow webhook URLs on loopback, private, link-local or reserved"
+        " addresses (development, tests, private deployments)",
+    )
+    per_client_concurrency: int = Field(
+        default=4, ge=1, le=100, description="Deliveries in flight per client, per worker"
+    )
     retry_base_seconds: float = Field(default=5.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     max_attempts: int = Field(default=30, ge=1)
