@@ -15,6 +15,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime
 
+from smsgateway.db import utcnow
 from smsgateway.errors import Problem
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -35,9 +36,15 @@ def in_utc(value: datetime) -> datetime:
 Moment = Annotated[AwareDatetime, AfterValidator(in_utc)]
 
 
-def check_schedule(send_at: datetime | None, now: datetime, max_days: float, field: str) -> None:
+def check_schedule(
+    send_at: datetime | None,
+    max_days: float,
+    *,
+    now: datetime | None = None,
+    field: str = "body.send_at",
+) -> None:
     """Refuse, as a 422 naming ``field``, a send scheduled more than ``max_days`` ahead."""
-    if send_at is None or send_at <= now + timedelta(days=max_days):
+    if send_at is None or send_at <= (now or utcnow()) + timedelta(days=max_days):
         return
     message = f"must be at most {max_days:g} days ahead"
     raise Problem(

@@ -51,9 +51,7 @@ async def create_campaign(
     A campaign with nothing to send is a 422; credits short of the total are
     a 402, and nothing is stored in either case.
     """
-    check_schedule(
-        body.send_at, utcnow(), runtime.settings.dispatch.max_schedule_days, "body.send_at"
-    )
+    check_schedule(body.send_at, runtime.settings.dispatch.max_schedule_days)
     summary = await survey(session, runtime, source, body.text)
     if body.dry_run:
         return CampaignDryRun(name=body.name, text=body.text, summary=summary)

@@ -65,9 +65,7 @@ async def accept_event(
     last, so two events for one booking arriving together wait for each
     other instead of deadlocking.
     """
-    check_schedule(
-        event.send_at, utcnow(), runtime.settings.dispatch.max_schedule_days, "body.send_at"
-    )
+    check_schedule(event.send_at, runtime.settings.dispatch.max_schedule_days)
     digest = body_hash(event)
     client_id = client.id  # read now: a rollback below expires loaded objects
     existing = await _recorded(session, client_id, event.event_id)

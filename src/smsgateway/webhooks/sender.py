@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.db import utcnow
 from smsgateway.models.clients import ApiClient
@@ -87,7 +88,7 @@ class WebhookSender:
         if room <= 0:
             await asyncio.wait(self._in_flight, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
             return 0.0
-        due = await self._claim(room, busy=self._busy_clients())
+        due = await self._claim(room, busy=self._busy_clients(), per_client=True)
         for item in due:
             task = asyncio.create_task(self._deliver(item))
             self._in_flight[task] = item.client_id
@@ -105,11 +106,11 @@ class WebhookSender:
 
     async def run_once(self, limit: int = 20) -> int:
         """Claim and deliver up to ``limit`` due webhooks, waiting for them. Returns how many."""
-        due = await self._claim(limit, busy=set())
+        due = await self._claim(limit, busy=set(), per_client=False)
         await asyncio.gather(*(self._deliver(item) for item in due))
         return len(due)
 
-    async def _claim(self, limit: int, busy: set[str]) -> list[_Due]:
+    async def _claim(self, limit: int, busy: set[str], *, per_client: bool) -> list[_Due]:
         now = utcnow()
         lease = timedelta(seconds=self.runtime.settings.worker.lease_seconds)
         ready = or_(
@@ -159,58 +160,30 @@ class WebhookSender:
                     )
                 ).all()
             }
-            due, ended, over = self._take(rows, clients, busy)
-            if over:
-                # Past the client's slots: back as they were, for a later pass.
-                await session.execute(
-                    update(WebhookDelivery)
-                    .where(WebhookDelivery.id.in_(over), WebhookDelivery.status == "sending")
-                    .values(
-                        status="pending",
-                        lease_owner=None,
-                        lease_until=None,
-                        attempts=WebhookDelivery.attempts - 1,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-            if ended:
-                await session.execute(
-                    update(WebhookDelivery)
-                    .where(WebhookDelivery.id.in_(list(ended)), WebhookDelivery.status == "sending")
-                    .values(
-                        status="failed",
-                        lease_owner=None,
-                        lease_until=None,
-                        next_attempt_at=None,
-                        attempts=WebhookDelivery.attempts - 1,
-                        last_error=case(
-                            *((WebhookDelivery.id == i, why) for i, why in ended.items())
-                        ),
-                    )
-                    .execution_options(synchronize_session=False)
-                )
+            due, ended, over = self._take(rows, clients, per_client)
+            await _put_back(session, over, ended)
         return due
 
     def _take(
-        self, rows: Any, clients: dict[str, Any], busy: set[str]
+        self, rows: Any, clients: dict[str, Any], per_client: bool
     ) -> tuple[list[_Due], dict[str, str], list[str]]:
         """What to deliver, at its client's current URL; what to end, and why; what to put back.
 
-        ``busy`` empty (``run_once``) takes every row; otherwise a client gets
-        no more rows than its free slots on this worker.
+        With ``per_client`` a client gets no more rows than its free slots on
+        this worker (``run_once`` takes every row).
         """
         due: list[_Due] = []
         ended: dict[str, str] = {}
         over: list[str] = []
         slots = self.runtime.settings.webhooks.per_client_concurrency
-        held = Counter(self._in_flight.values()) if busy else Counter[str]()
+        held = Counter(self._in_flight.values())
         for row in rows:
             client = clients.get(row.client_id)
             if client is None or client.disabled_at is not None:
                 ended[row.id] = "client disabled"
             elif not client.webhook_url:
                 ended[row.id] = "webhook URL removed"
-            elif busy and held[row.client_id] >= slots:
+            elif per_client and held[row.client_id] >= slots:
                 over.append(row.id)
             else:
                 held[row.client_id] += 1
@@ -290,3 +263,33 @@ class WebhookSender:
         if 200 <= response.status_code < 300:
             return response.status_code, None
         return response.status_code, f"HTTP {response.status_code}"
+
+
+async def _put_back(session: AsyncSession, over: list[str], ended: dict[str, str]) -> None:
+    """Rows claimed past their client's slots go back as they were; ``ended`` end failed."""
+    if over:
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(over), WebhookDelivery.status == "sending")
+            .values(
+                status="pending",
+                lease_owner=None,
+                lease_until=None,
+                attempts=WebhookDelivery.attempts - 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    if ended:
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(list(ended)), WebhookDelivery.status == "sending")
+            .values(
+                status="failed",
+                lease_owner=None,
+                lease_until=None,
+                next_attempt_at=None,
+                attempts=WebhookDelivery.attempts - 1,
+                last_error=case(*((WebhookDelivery.id == i, why) for i, why in ended.items())),
+            )
+            .execution_options(synchronize_session=False)
+        )
