@@ -67,6 +67,9 @@ class ApiSettings(Group):
 
     admin_token: SecretStr | None = None
     callback_token: SecretStr | None = None
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token for /metrics on the API port (or the admin token)"
+    )
     trusted_proxies: Annotated[list[str], NoDecode, FROM_JSON] = Field(
         default_factory=list,
         description="Addresses or CIDR ranges whose X-Forwarded-For is believed",
