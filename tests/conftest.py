@@ -26,6 +26,7 @@ from smsgateway.config import (
     ReminderSettings,
     Settings,
     VerificationSettings,
+    WebhookSettings,
     WorkerSettings,
 )
 from smsgateway.messages.dispatcher import Dispatcher
@@ -85,6 +86,8 @@ def settings(database_url: str) -> Settings:
         ),
         provider=ProviderSettings(calls_per_minute=0, listing_lag_seconds=0),
         delivery_reports=DeliveryReportSettings(check_interval_seconds=0),
+        # Test receivers are on loopback or mocked names; tests/webhooks turn it off.
+        webhooks=WebhookSettings(allow_private_networks=True),
     )
 
 

@@ -20,8 +20,19 @@ async def test_nul_characters_are_refused_cleanly(
         f"/v1/providers/ovh/{CALLBACK_TOKEN}/incoming",
         data={"id": "9", "sender": "+33611223344", "message": "o\x00ui"},
     )
+    # The same answer on SQLite and PostgreSQL: the value cannot be stored.
     for response in (sent, report, incoming):
-        assert response.status_code < 500, response.text
-        if response.status_code >= 400:
-            assert response.headers["content-type"] == "application/problem+json"
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
     assert CALLBACK_TOKEN not in report.text + incoming.text
+
+
+async def test_non_geographic_numbers_are_refused_on_every_database(
+    http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """+882 (international networks) has no country: once stored on SQLite, refused on PG."""
+    response = await http.post(
+        "/v1/messages", json={"to": "+8823421234", "text": "Hello"}, headers=auth
+    )
+    assert response.status_code == 202, response.text
+    assert (response.json()["status"], response.json()["reason"]) == ("rejected", "invalid_phone")

@@ -20,7 +20,7 @@ from smsgateway.clients.account import router as account_router
 from smsgateway.clients.endpoints import router as admin_clients_router
 from smsgateway.config import Settings, get_settings
 from smsgateway.credits.reservations import refused_at_commit
-from smsgateway.db import sqlstate
+from smsgateway.db import UnstorableValue, sqlstate
 from smsgateway.errors import Problem, install_handlers, problem_response, safe_path
 from smsgateway.estimates import router as estimates_router
 from smsgateway.events.endpoints import router as events_router
@@ -134,6 +134,7 @@ def _install_database_handlers(app: FastAPI) -> None:
     ):
         app.add_exception_handler(exc_type, _database_down)
     app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+    app.add_exception_handler(UnstorableValue, _database_error)
 
 
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:

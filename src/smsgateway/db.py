@@ -61,7 +61,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def sqlstate(exc: Exception) -> str:
-    """The SQLSTATE of a database error (PostgreSQL), or "" when there is none."""
+    """The SQLSTATE of a database error (PostgreSQL, or ``UnstorableValue``), else ""."""
+    if isinstance(exc, UnstorableValue):
+        return exc.sqlstate
     original = getattr(exc, "orig", None)
     code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
     return str(code or "")
@@ -127,7 +129,23 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     engine = create_async_engine(url, hide_parameters=True, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "before_cursor_execute", _refuse_nul)
     return engine
+
+
+class UnstorableValue(Exception):
+    """A text PostgreSQL could not store (it holds NUL), refused on SQLite the same way."""
+
+    sqlstate = "22021"  # PostgreSQL's character_not_in_repertoire
+
+
+def _refuse_nul(_connection: Any, _cursor: Any, _statement: str, parameters: Any, *_: Any) -> None:
+    """Make SQLite refuse what PostgreSQL refuses: NUL in text, as a ``22…`` error."""
+    rows = parameters if isinstance(parameters, list) else [parameters]
+    for row in rows:
+        values = row.values() if isinstance(row, dict) else row
+        if any(isinstance(value, str) and "\x00" in value for value in values or ()):
+            raise UnstorableValue("a text value holds the NUL character")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

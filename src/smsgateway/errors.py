@@ -9,12 +9,16 @@ phone numbers.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
+from urllib.parse import unquote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from smsgateway.numbers import mask
 
 PROBLEM_BASE = "https://smsgateway.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
@@ -62,19 +66,51 @@ class Problem(Exception):
 _SECRET_PATH_PARAMS = frozenset({"token"})
 
 
+_PHONE_SEGMENT = re.compile(r"^(\+|%2B)?\d{6,}$", re.IGNORECASE)
+_TOKEN_SEGMENT = re.compile(r"^[A-Za-z0-9_\-.~%]{24,}$")
+_ID_SEGMENT = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
+
+
+def redact_segment(segment: str) -> str:
+    """A path segment as logs and answers may show it: numbers masked, tokens hidden."""
+    if _PHONE_SEGMENT.match(segment):
+        return mask(unquote(segment))
+    if _TOKEN_SEGMENT.match(segment) and not _ID_SEGMENT.match(segment):
+        return "{redacted}"
+    return segment
+
+
 def safe_path(request: Request) -> str:
-    """The request path with secret path parameters replaced by their names."""
-    params = request.path_params
+    """The request path fit for logs and problem bodies (never a query string).
+
+    A matched route shows its secret parameters by name (``{token}``) and
+    phone numbers masked; an unmatched path (a typo, a trailing slash) is
+    redacted segment by segment, and the segment after ``/v1/providers/<name>/``
+    is always taken for the callback token.
+    """
     route = request.scope.get("route")
     template = getattr(route, "path_format", None)
-    if not isinstance(template, str) or not _SECRET_PATH_PARAMS & set(params):
-        return request.url.path
-    try:
-        return template.format_map(
-            {k: "{" + k + "}" if k in _SECRET_PATH_PARAMS else v for k, v in params.items()}
-        )
-    except (KeyError, IndexError, ValueError):
-        return template
+    if isinstance(template, str):
+        shown = {
+            k: "{" + k + "}" if k in _SECRET_PATH_PARAMS else redact_segment(str(v))
+            for k, v in request.path_params.items()
+        }
+        try:
+            return template.format_map(shown)
+        except (KeyError, IndexError, ValueError):
+            return template
+    return redact_path(request.scope.get("path", ""))
+
+
+def redact_path(path: str) -> str:
+    """An unmatched path, redacted (see ``safe_path``)."""
+    segments = path.split("/")
+    for n, segment in enumerate(segments):
+        if n == 4 and segments[1:3] == ["v1", "providers"]:
+            segments[n] = "{token}"
+        else:
+            segments[n] = redact_segment(segment)
+    return "/".join(segments)
 
 
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:

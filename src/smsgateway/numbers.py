@@ -24,6 +24,7 @@ class PhoneNumber:
     is_mobile: bool | None  # None when the numbering plan cannot tell
 
 
+NON_GEOGRAPHIC = "001"  # phonenumbers' region for country codes of no country
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 
@@ -43,6 +44,11 @@ def normalise(raw: str, default_region: str | None = None) -> PhoneNumber:
         raise InvalidNumber("invalid_phone", reason) from None
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidNumber("invalid_phone", "phone number is not a valid number")
+    region = phonenumbers.region_code_for_number(parsed)
+    if region == NON_GEOGRAPHIC:
+        # Satellite phones and international networks (+870, +881, +882, +883…): costly
+        # to reach, a known toll-fraud route, and in no country's price list.
+        raise InvalidNumber("invalid_phone", "non-geographic numbers are not served")
     kind = phonenumbers.number_type(parsed)
     is_mobile: bool | None
     if kind in _MOBILE_TYPES:
@@ -53,7 +59,7 @@ def normalise(raw: str, default_region: str | None = None) -> PhoneNumber:
         is_mobile = False
     return PhoneNumber(
         e164=phonenumbers.format_number(parsed, PhoneNumberFormat.E164),
-        country=phonenumbers.region_code_for_number(parsed),
+        country=region,
         is_mobile=is_mobile,
     )
 

@@ -145,6 +145,7 @@ GATEWAY_SETTINGS = {
     "dlr_check_after_seconds": "15",
     "dlr_check_interval_seconds": "3",
     "database_pool_size": "4",
+    "webhook_allow_private_networks": "true",  # the receiver is on loopback
     "webhook_retry_base_seconds": "1",
     "webhook_retry_max_seconds": "5",
     "log_level": "INFO",

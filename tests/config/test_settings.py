@@ -123,6 +123,15 @@ VARIABLES: list[tuple[str, str, str, Any]] = [
 # Variables added since, in the same form; each read like the others.
 ADDED: list[tuple[str, str, str, Any]] = [
     ("SMSGW_LOOP_STALL_SECONDS", "30", "worker.stall_seconds", 30.0),
+    (
+        "SMSGW_WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+        "true",
+        "webhooks.allow_private_networks",
+        True,
+    ),
+    ("SMSGW_WEBHOOK_PER_CLIENT_CONCURRENCY", "2", "webhooks.per_client_concurrency", 2),
+    ("SMSGW_METRICS_TOKEN", "metrics-token", "api.metrics_token", SecretStr("metrics-token")),
+    ("SMSGW_MAX_SCHEDULE_DAYS", "30", "dispatch.max_schedule_days", 30.0),
     ("SMSGW_PROVIDER_LOOKUP_SHARE", "0.5", "provider.lookup_share", 0.5),
     ("SMSGW_PROVIDER_LISTING_LAG_SECONDS", "90", "provider.listing_lag_seconds", 90.0),
 ]
@@ -137,6 +146,7 @@ FREE_TEXT = {
     "SMSGW_OVH_SERVICE_NAME",
     "SMSGW_OVH_SENDER",
     "SMSGW_ADMIN_TOKEN",
+    "SMSGW_METRICS_TOKEN",
     "SMSGW_CALLBACK_TOKEN",
     "SMSGW_DEFAULT_LANGUAGE",
     "SMSGW_DEFAULT_REGION",

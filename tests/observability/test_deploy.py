@@ -17,6 +17,9 @@ from smsgateway.observability.provider import instrument
 from smsgateway.providers.base import OutgoingJob
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
+from tests.conftest import ADMIN_TOKEN
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK_ANCHORS = {"observability-and-runbook", "queue-growing", "provider-failing", "credits-low"}
@@ -35,7 +38,7 @@ async def test_every_alert_uses_series_that_metrics_exposes(
         OutgoingJob(text="x", receivers=["+33611223344"], tag="sgwdeploy")
     )
     await http.get("/v1/providers/ovh/wrong-token/dlr")
-    text = (await http.get("/metrics")).text
+    text = (await http.get("/metrics", headers=ADMIN)).text
     # Samples, and families still without samples (a counter nothing incremented yet).
     exposed = set(re.findall(r"^(?:# HELP )?(smsgw_\w+)", text, re.MULTILINE))
     rules = [rule for group in load("deploy/alerts.yml")["groups"] for rule in group["rules"]]
@@ -78,3 +81,8 @@ def test_prometheus_scrapes_api_and_workers_and_loads_the_alerts() -> None:
     assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
     ports = {job["job_name"]: job["dns_sd_configs"][0]["port"] for job in config["scrape_configs"]}
     assert ports == {"smsgateway-api": 8000, "smsgateway-worker": 9100}
+    [api] = [job for job in config["scrape_configs"] if job["job_name"] == "smsgateway-api"]
+    assert api["authorization"]["credentials_file"] == "/prometheus/metrics_token"
+    prometheus = load("compose.yaml")["services"]["prometheus"]
+    assert "/prometheus/metrics_token" in prometheus["command"][0]
+    assert "SMSGW_METRICS_TOKEN" in load("compose.yaml")["x-smsgateway"]["environment"]

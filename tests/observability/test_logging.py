@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from smsgateway.messages.dispatcher import Dispatcher
-from smsgateway.observability.logging import build_handler, mask_phones
+from smsgateway.observability.logging import build_handler, configure_logging, mask_phones
 from smsgateway.runtime import Runtime
 from tests.conftest import booking_event
 
@@ -145,3 +145,47 @@ def test_text_format_shows_the_request_id() -> None:
     finally:
         logger.removeHandler(handler)
     assert stream.getvalue().rstrip().endswith("smsgateway.test_text [-] hello +336******04")
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        # Unmatched (a trailing slash, a typo): redacted all the same.
+        ("/v1/providers/ovh/cb-token-for-tests/dlr/", "/v1/providers/ovh/{token}/dlr/"),
+        ("/v1/providers/ovh/cb-token-for-tests/nope", "/v1/providers/ovh/{token}/nope"),
+        ("/v1/phones/+33611223344/", "/v1/phones/+336******44/"),
+        ("/v1/phones/%2B33611223344", "/v1/phones/+336******44"),
+        ("/v1/anything/sk_0123456789abcdefghijklmnop", "/v1/anything/{redacted}"),
+    ],
+)
+async def test_access_log_and_problem_bodies_redact_every_path(
+    http: httpx.AsyncClient, auth: dict[str, str], json_lines: Lines, path: str, shown: str
+) -> None:
+    answer = await http.get(path, params={"id": "1", "to": "+33611223344"}, headers=auth)
+    server = [line for line in json_lines.all() if not line["logger"].startswith("httpx")]
+    [access] = [line for line in server if line["logger"] == "smsgateway.access"]
+    assert access["path"] == shown
+    for secret in ("cb-token-for-tests", "33611223344", "sk_0123456789", "?"):
+        assert secret not in json.dumps(server)
+        assert secret not in answer.text
+
+
+async def test_a_matched_route_masks_the_number_in_its_path(
+    http: httpx.AsyncClient, auth: dict[str, str], json_lines: Lines
+) -> None:
+    answer = await http.get("/v1/phones/+33611223344", headers=auth)
+    [access] = [line for line in json_lines.all() if line["logger"] == "smsgateway.access"]
+    assert access["path"] == "/v1/phones/+336******44"
+    assert "33611223344" not in answer.text
+
+
+def test_http_client_loggers_never_print_urls() -> None:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure_logging("DEBUG", "json")
+    try:
+        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+        assert not logging.getLogger("httpcore").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -10,18 +10,22 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from smsgateway.app import create_app
 from smsgateway.config import Settings
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.models import ProviderState
+from smsgateway.models.clients import ApiClient
 from smsgateway.models.webhooks import WebhookDelivery
 from smsgateway.observability.metrics import CONTENT_TYPE, serve_worker_metrics
 from smsgateway.providers.base import OutgoingJob, TransientProviderError
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime, build_runtime
-from tests.conftest import CALLBACK_TOKEN, booking_event
+from tests.conftest import ADMIN_TOKEN, CALLBACK_TOKEN, booking_event
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -36,7 +40,7 @@ def parse(text: str) -> Samples:
 
 
 async def scrape(http: httpx.AsyncClient) -> Samples:
-    response = await http.get("/metrics")
+    response = await http.get("/metrics", headers=ADMIN)
     assert response.status_code == 200
     assert response.headers["content-type"] == CONTENT_TYPE
     assert CALLBACK_TOKEN not in response.text
@@ -67,16 +71,21 @@ async def test_metrics_follow_messages_from_event_to_delivery_report(
     )
     assert scheduled.status_code == 202, scheduled.text
 
+    async with observed.sessionmaker() as session:
+        shop_id = await session.scalar(select(ApiClient.id).where(ApiClient.name == "shop"))
+    assert shop_id is not None
+    listed = await http.get("/metrics", headers=ADMIN)
+    assert 'client="shop"' not in listed.text  # tenants by id, never by name
     before = await scrape(http)
-    assert value(before, "smsgw_messages", client="shop", status="queued") == 4
+    assert value(before, "smsgw_messages", client=shop_id, status="queued") == 4
     assert value(before, "smsgw_queue_depth") == 3
     assert value(before, "smsgw_queue_scheduled") == 1
     assert value(before, "smsgw_messages_sending") == 0
     oldest = value(before, "smsgw_queue_oldest_due_age_seconds")
     assert oldest is not None and 0 <= oldest < 30
-    assert value(before, "smsgw_client_credits_left", client="shop") == 96
-    assert value(before, "smsgw_client_quota", client="shop") == 100
-    assert value(before, "smsgw_client_alert_threshold", client="shop") == 10
+    assert value(before, "smsgw_client_credits_left", client=shop_id) == 96
+    assert value(before, "smsgw_client_quota", client=shop_id) == 100
+    assert value(before, "smsgw_client_alert_threshold", client=shop_id) == 10
     assert value(before, "smsgw_metrics_database_up") == 1
     assert value(before, "smsgw_provider_circuit_state", state="closed") == 1
     assert (
@@ -104,9 +113,9 @@ async def test_metrics_follow_messages_from_event_to_delivery_report(
     assert (await http.get(dlr, params={"id": first_id})).status_code == 422
 
     after = await scrape(http)
-    assert value(after, "smsgw_messages", client="shop", status="delivered") == 1
-    assert value(after, "smsgw_messages", client="shop", status="submitted") == 2
-    assert value(after, "smsgw_messages", client="shop", status="queued") == 1
+    assert value(after, "smsgw_messages", client=shop_id, status="delivered") == 1
+    assert value(after, "smsgw_messages", client=shop_id, status="submitted") == 2
+    assert value(after, "smsgw_messages", client=shop_id, status="queued") == 1
     assert value(after, "smsgw_queue_depth") == 0
     assert value(after, "smsgw_queue_oldest_due_age_seconds") == 0
     sends_ok = "smsgw_provider_call_duration_seconds_count"
@@ -139,7 +148,7 @@ async def test_metrics_follow_messages_from_event_to_delivery_report(
             select(func.count()).where(WebhookDelivery.status == "pending")
         )
     assert pending  # one message.status per step: submitted three times, delivered once
-    assert value(after, "smsgw_webhooks_pending", client="shop") == pending
+    assert value(after, "smsgw_webhooks_pending", client=shop_id) == pending
 
 
 async def test_circuit_breaker_state_of_this_process_and_as_workers_stored_it(
@@ -234,3 +243,21 @@ async def test_worker_serves_its_own_metrics(observed: Runtime, provider: FakePr
     assert value(samples, "smsgw_provider_circuit_state", state="closed") == 1
     # No database gauges from workers: the API serves those once.
     assert value(samples, "smsgw_queue_depth") is None
+
+
+async def test_metrics_need_the_metrics_token_or_the_admin_token(
+    observed: Runtime, http: httpx.AsyncClient
+) -> None:
+    observed.settings.api.metrics_token = SecretStr("metrics-token-0123456789abcdef0123")
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic eDp5"}):
+        refused = await http.get("/metrics", headers=headers)
+        assert refused.status_code == 401, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "smsgw_" not in refused.text
+    metrics_auth = {"Authorization": "Bearer metrics-token-0123456789abcdef0123"}
+    assert (await http.get("/metrics", headers=metrics_auth)).status_code == 200
+    assert (await http.get("/metrics", headers=ADMIN)).status_code == 200
+    # The metrics token opens nothing else.
+    assert (await http.get("/v1/admin/clients", headers=metrics_auth)).status_code == 401
+    observed.settings.api.metrics_token = None
+    assert (await http.get("/metrics", headers=metrics_auth)).status_code == 401

@@ -11,6 +11,9 @@ import sqlalchemy.exc as sa_exc
 
 from smsgateway.runtime import Runtime
 from smsgateway.workers.loop import SupervisedLoop, error_backoff, stalled_loops
+from tests.conftest import ADMIN_TOKEN
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 ALLOWANCE = 0.3
 
@@ -80,7 +83,7 @@ async def test_readyz_answers_503_naming_a_stalled_loop(
         response = await http.get("/readyz")
         assert response.status_code == 503, response.text
         assert response.json()["stalled_loops"] == ["dispatcher"]
-        metrics = (await http.get("/metrics")).text
+        metrics = (await http.get("/metrics", headers=ADMIN)).text
         assert 'smsgw_loop_stalled{loop="dispatcher"} 1.0' in metrics
         assert 'smsgw_loop_failures_total{loop="dispatcher"}' in metrics
         assert 'smsgw_loop_heartbeat_age_seconds{loop="dispatcher"}' in metrics

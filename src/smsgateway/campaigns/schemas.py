@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from smsgateway.dates import Moment
 from smsgateway.messages.schemas import Credits
 
 INLINE_CSV_MAX = 1024 * 1024  # characters; larger lists go as a multipart upload
@@ -45,7 +46,7 @@ class CampaignIn(BaseModel):
     tag: str | None = Field(
         default=None, max_length=64, description="Set on every message (GET /v1/messages?tag=)"
     )
-    send_at: AwareDatetime | None = Field(default=None, description="Not before this time")
+    send_at: Moment | None = Field(default=None, description="Not before this time")
     dry_run: bool = Field(default=False, description="Count and price only; store nothing")
     quiet_hours: bool = Field(
         default=True, description="Keep out of each recipient's quiet hours (local time)"

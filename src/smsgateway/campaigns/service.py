@@ -27,6 +27,7 @@ from smsgateway.campaigns.schemas import (
 from smsgateway.campaigns.survey import survey
 from smsgateway.credits.holds import hold, release
 from smsgateway.credits.refunds import refund_cancelled
+from smsgateway.dates import check_schedule
 from smsgateway.db import utcnow
 from smsgateway.errors import Problem
 from smsgateway.messages.lifecycle import settle_queued
@@ -50,6 +51,7 @@ async def create_campaign(
     A campaign with nothing to send is a 422; credits short of the total are
     a 402, and nothing is stored in either case.
     """
+    check_schedule(body.send_at, runtime.settings.dispatch.max_schedule_days)
     summary = await survey(session, runtime, source, body.text)
     if body.dry_run:
         return CampaignDryRun(name=body.name, text=body.text, summary=summary)

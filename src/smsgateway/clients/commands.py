@@ -86,7 +86,7 @@ def _setting(value: str | None, *, empty: tuple[str, ...]) -> str | None:
 
 def _create(args: argparse.Namespace, settings: Settings) -> int:
     from smsgateway.clients.schemas import ClientCreate, ClientCreated
-    from smsgateway.clients.service import register_client
+    from smsgateway.clients.service import check_webhook_url, register_client
 
     values: dict[str, Any] = {
         "name": args.name,
@@ -101,6 +101,7 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def work(session: AsyncSession) -> BaseModel:
+        await check_webhook_url(data.webhook_url, settings.webhooks)
         created = await register_client(session, data, actor=args.actor)
         return ClientCreated.of_new(created.client, created.api_key)
 
@@ -132,7 +133,7 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
 
 def _update(args: argparse.Namespace, settings: Settings) -> int:
     from smsgateway.clients.schemas import ClientOut, ClientUpdate
-    from smsgateway.clients.service import update_client
+    from smsgateway.clients.service import check_webhook_url, update_client
 
     values: dict[str, Any] = {}
     if args.name is not None:
@@ -157,6 +158,7 @@ def _update(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def work(session: AsyncSession) -> BaseModel:
+        await check_webhook_url(data.webhook_url, settings.webhooks)
         return ClientOut.of(await update_client(session, args.id, data, actor=args.actor))
 
     return _run(settings, work)

@@ -73,13 +73,16 @@ def _actor(value: str | None) -> str:
     summary="Create a client",
 )
 async def create(
-    body: ClientCreate, session: SessionDep, actor: ActorHeader = None
+    body: ClientCreate, session: SessionDep, runtime: RuntimeDep, actor: ActorHeader = None
 ) -> ClientCreated:
     """A new client with its API key and webhook secret, **shown only in this answer**.
 
     Only the key's SHA-256 is stored. A quota opens the client's ledger with a
-    ``grant`` row; no quota means unlimited.
+    ``grant`` row; no quota means unlimited. A `webhook_url` must be http(s)
+    without credentials, and resolve only to public addresses unless
+    `SMSGW_WEBHOOK_ALLOW_PRIVATE_NETWORKS` is set (a 422 otherwise).
     """
+    await service.check_webhook_url(body.webhook_url, runtime.settings.webhooks)
     created = await service.register_client(session, body, actor=_actor(actor))
     await session.commit()
     return ClientCreated.of_new(created.client, created.api_key)
@@ -125,6 +128,7 @@ async def patch(
     it is armed again; below it one `quota.low` webhook is sent unless it
     already was for this crossing.
     """
+    await service.check_webhook_url(body.webhook_url, runtime.settings.webhooks)
     client = await service.update_client(session, client_id, body, actor=_actor(actor))
     await session.commit()
     runtime.client_cache.clear()

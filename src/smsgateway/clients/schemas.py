@@ -26,6 +26,7 @@ from pydantic import (
 from smsgateway.clients.network import MAX_ALLOWED_IPS, normalise_entry
 from smsgateway.messages.schemas import Credits
 from smsgateway.models.clients import ApiClient, CreditEntry
+from smsgateway.webhooks.outbound import check_syntax
 
 # Numeric(14, 4): ten digits before the point.
 _MAX_CREDITS = Decimal("9999999999")
@@ -48,7 +49,14 @@ AllowedIps = Annotated[
         ),
     ),
 ]
-WebhookUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048)]
+
+
+def _no_credentials(url: AnyHttpUrl) -> AnyHttpUrl:
+    check_syntax(str(url))
+    return url
+
+
+WebhookUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048), AfterValidator(_no_credentials)]
 RatePerSecond = Annotated[
     float,
     Field(

@@ -12,10 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.clients.schemas import ClientCreate, ClientUpdate
+from smsgateway.config import WebhookSettings
 from smsgateway.credits import alert, ledger
 from smsgateway.db import utcnow
 from smsgateway.errors import Problem
 from smsgateway.models.clients import ApiClient, CreditEntry
+from smsgateway.webhooks.outbound import check_destination
 
 KEY_PREFIX = "sgw_"
 
@@ -145,6 +147,22 @@ async def list_clients(session: AsyncSession) -> list[ApiClient]:
     """Every client, oldest first (a gateway has a handful, so no paging)."""
     rows = await session.scalars(select(ApiClient).order_by(ApiClient.created_at, ApiClient.id))
     return list(rows.all())
+
+
+async def check_webhook_url(url: object | None, settings: WebhookSettings) -> None:
+    """A 422 problem when webhooks may not go to ``url`` (see ``webhooks.outbound``)."""
+    if url is None:
+        return
+    try:
+        await check_destination(str(url), allow_private=settings.allow_private_networks)
+    except ValueError as exc:
+        raise Problem(
+            422,
+            "webhook-url-not-allowed",
+            "Webhook URL not allowed",
+            f"'webhook_url' {exc}.",
+            errors=[{"field": "body.webhook_url", "message": str(exc)}],
+        ) from None
 
 
 async def register_client(

@@ -67,6 +67,9 @@ class ApiSettings(Group):
 
     admin_token: SecretStr | None = None
     callback_token: SecretStr | None = None
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token for /metrics on the API port (or the admin token)"
+    )
     trusted_proxies: Annotated[list[str], NoDecode, FROM_JSON] = Field(
         default_factory=list,
         description="Addresses or CIDR ranges whose X-Forwarded-For is believed",
@@ -172,6 +175,12 @@ class DispatchSettings(Group):
         ge=0,
         description="How long an SMS the provider may have accepted is looked up before resending",
     )
+    max_schedule_days: float = Field(
+        default=366.0,
+        gt=0,
+        validation_alias="SMSGW_MAX_SCHEDULE_DAYS",
+        description="Furthest send_at accepted, in days from now",
+    )
     message_validity_hours: float = Field(
         default=24.0, gt=0, description="After this long unsent, a message ends expired"
     )
@@ -204,7 +213,17 @@ class WebhookSettings(Group):
 
     model_config = variables("SMSGW_WEBHOOK_")
 
-    timeout_seconds: float = Field(default=10.0, gt=0)
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Whole time one delivery may take, answer included"
+    )
+    allow_private_networks: bool = Field(
+        default=False,
+        description="Allow webhook URLs on loopback, private, link-local or reserved"
+        " addresses (development, tests, private deployments)",
+    )
+    per_client_concurrency: int = Field(
+        default=4, ge=1, le=100, description="Deliveries in flight per client, per worker"
+    )
     retry_base_seconds: float = Field(default=5.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     max_attempts: int = Field(default=30, ge=1)

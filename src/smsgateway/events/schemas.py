@@ -3,6 +3,7 @@ from __future__ import annotations
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from smsgateway.booking import RECIPIENTS, EventType, Role
+from smsgateway.dates import Moment
 from smsgateway.messages.schemas import Credits
 
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$"
@@ -13,8 +14,8 @@ class Booking(BaseModel):
 
     id: str = Field(min_length=1, max_length=128)
     title: str = Field(min_length=1, max_length=200)
-    starts_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
+    starts_at: Moment | None = None
+    expires_at: Moment | None = None
 
 
 class Party(BaseModel):
@@ -68,9 +69,7 @@ class BookingEventIn(BaseModel):
     booking: Booking
     asker: Party | None = None
     offeror: Party | None = None
-    send_at: AwareDatetime | None = Field(
-        default=None, description="Hold the messages until this time"
-    )
+    send_at: Moment | None = Field(default=None, description="Hold the messages until this time")
 
     @model_validator(mode="after")
     def _parties_and_times(self) -> BookingEventIn:
@@ -104,7 +103,7 @@ class EventReminder(BaseModel):
     role: Role
     to: str
     status: str
-    send_at: AwareDatetime | None = Field(description="The reminder's own time (lead before)")
+    send_at: Moment | None = Field(description="The reminder's own time (lead before)")
     due_at: AwareDatetime | None = Field(description="When it goes, out of quiet hours")
     segments: int
     credits: Credits

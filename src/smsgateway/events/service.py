@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smsgateway.booking import RECIPIENTS
 from smsgateway.credits.refunds import refund
 from smsgateway.credits.reservations import commit_reserved, reserve
+from smsgateway.dates import check_schedule
 from smsgateway.db import upsert_for, utcnow
 from smsgateway.errors import Problem
 from smsgateway.events.booking_sms import (
@@ -64,6 +65,7 @@ async def accept_event(
     last, so two events for one booking arriving together wait for each
     other instead of deadlocking.
     """
+    check_schedule(event.send_at, runtime.settings.dispatch.max_schedule_days)
     digest = body_hash(event)
     client_id = client.id  # read now: a rollback below expires loaded objects
     existing = await _recorded(session, client_id, event.event_id)

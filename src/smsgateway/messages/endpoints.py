@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from smsgateway.credits.reservations import commit_reserved, reserve
+from smsgateway.dates import check_schedule
 from smsgateway.deps import ClientDep, RuntimeDep, SessionDep
 from smsgateway.errors import PROBLEM_JSON
 from smsgateway.messages.recipients import resolve_recipient
@@ -45,6 +46,7 @@ async def post_message(
     An invalid number gives a ``rejected`` message and an opted-out or
     suspended one a ``blocked`` message, stored with the reason.
     """
+    check_schedule(body.send_at, runtime.settings.dispatch.max_schedule_days)
     recipient = await resolve_recipient(
         session,
         client_id=client.id,

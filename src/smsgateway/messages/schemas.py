@@ -4,8 +4,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from smsgateway.dates import Moment
 from smsgateway.models.messages import Message
 
 # Credits and money are exact decimals in the database and plain JSON numbers on the wire.
@@ -63,7 +64,7 @@ class DirectMessageIn(BaseModel):
 
     to: str = Field(min_length=1, max_length=32, description="E.164 number")
     text: str = Field(min_length=1, max_length=1600)
-    send_at: AwareDatetime | None = None
+    send_at: Moment | None = None
     tag: str | None = Field(default=None, max_length=64)
     quiet_hours: bool = Field(
         default=False,

@@ -57,13 +57,10 @@ async def read_snapshot(session: AsyncSession, *, window: timedelta) -> Database
     """Run the gauge queries once (read only, one transaction)."""
     started = time.monotonic()
     now = utcnow()
-    names = {
-        row.id: row.name
-        for row in (await session.execute(select(ApiClient.id, ApiClient.name))).all()
-    }
-    messages = await _recent_messages(session, names, now - window)
+    # Labelled by client id, never by name: a scrape must not list the tenants.
+    messages = await _recent_messages(session, now - window)
     queue_due, oldest, scheduled, sending = await _queue(session, now)
-    webhooks = await _pending_webhooks(session, names)
+    webhooks = await _pending_webhooks(session)
     credits = await _credits(session)
     circuits = {
         row.provider: (row.circuit, row.failures)
@@ -87,10 +84,8 @@ async def read_snapshot(session: AsyncSession, *, window: timedelta) -> Database
     )
 
 
-async def _recent_messages(
-    session: AsyncSession, names: dict[str, str], since: datetime
-) -> dict[tuple[str, str], int]:
-    """Messages created since ``since``, by (client name, status)."""
+async def _recent_messages(session: AsyncSession, since: datetime) -> dict[tuple[str, str], int]:
+    """Messages created since ``since``, by (client id, status)."""
     messages: dict[tuple[str, str], int] = {}
     recent = await session.execute(
         select(Message.client_id, Message.status, func.count())
@@ -98,7 +93,7 @@ async def _recent_messages(
         .group_by(Message.client_id, Message.status)
     )
     for client_id, status, count in recent.all():
-        messages[(names.get(client_id, client_id), status)] = count
+        messages[(client_id, status)] = count
     return messages
 
 
@@ -120,8 +115,8 @@ async def _queue(session: AsyncSession, now: datetime) -> tuple[int, datetime | 
     return int(due[0]), due[1], int(scheduled or 0), int(sending or 0)
 
 
-async def _pending_webhooks(session: AsyncSession, names: dict[str, str]) -> dict[str, int]:
-    """Webhook deliveries still pending, by client name."""
+async def _pending_webhooks(session: AsyncSession) -> dict[str, int]:
+    """Webhook deliveries still pending, by client id."""
     webhooks: dict[str, int] = {}
     pending = await session.execute(
         select(WebhookDelivery.client_id, func.count())
@@ -129,20 +124,20 @@ async def _pending_webhooks(session: AsyncSession, names: dict[str, str]) -> dic
         .group_by(WebhookDelivery.client_id)
     )
     for client_id, count in pending.all():
-        webhooks[names.get(client_id, client_id)] = count
+        webhooks[client_id] = count
     return webhooks
 
 
 async def _credits(session: AsyncSession) -> dict[str, ClientCredits]:
-    """Credits of each enabled client with a quota, by client name."""
+    """Credits of each enabled client with a quota, by client id."""
     credits: dict[str, ClientCredits] = {}
     limited = await session.execute(
-        select(ApiClient.name, ApiClient.balance, ApiClient.quota, ApiClient.alert_threshold).where(
+        select(ApiClient.id, ApiClient.balance, ApiClient.quota, ApiClient.alert_threshold).where(
             ApiClient.balance.is_not(None), ApiClient.disabled_at.is_(None)
         )
     )
-    for name, balance, quota, threshold in limited.all():
-        credits[name] = ClientCredits(
+    for client_id, balance, quota, threshold in limited.all():
+        credits[client_id] = ClientCredits(
             credits_left=float(balance or 0),
             quota=float(quota) if quota is not None else None,
             alert_threshold=float(threshold) if threshold is not None else None,

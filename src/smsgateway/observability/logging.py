@@ -123,3 +123,7 @@ def configure_logging(level: str, log_format: Literal["json", "text"]) -> None:
     # aiosqlite writes every statement with its parameters (numbers, key hashes,
     # webhook secrets) at DEBUG: it stays at INFO even when everything else is DEBUG.
     logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))
+    # httpx and httpcore name every URL they call, query string and credentials
+    # included (webhook URLs are the clients'): only their warnings are kept.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -24,21 +24,24 @@ From the database (``gauges``; the same on every API replica, so take ``max``):
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from smsgateway.config import Settings
+from smsgateway.errors import Problem
 from smsgateway.observability.gauges import DatabaseSnapshot, SnapshotCache
 from smsgateway.workers.loop import running_loops
 
@@ -299,12 +302,29 @@ class _Forward(Collector):
 
 
 router = APIRouter(tags=["ops"])
+_bearer = HTTPBearer(auto_error=False, description="SMSGW_METRICS_TOKEN or the admin token")
+
+
+def check_metrics(runtime: RuntimeView, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """Refuse (401) anything but the metrics token or the admin token."""
+    api = runtime.settings.api
+    given = (credentials.credentials if credentials else "").encode()
+    for token in (api.metrics_token, api.admin_token):
+        expected = token.get_secret_value().encode() if token else b""
+        if expected and given and hmac.compare_digest(given, expected):
+            return
+    headers = {"WWW-Authenticate": "Bearer"}
+    raise Problem(401, "unauthorized", "Metrics token required", headers=headers)
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
-    """Prometheus text format; see the README's "Observability and runbook"."""
+async def metrics(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Response:
+    """Prometheus text format, for SMSGW_METRICS_TOKEN or the admin token (a 401 otherwise)."""
     runtime: RuntimeView = request.app.state.runtime
+    check_metrics(runtime, credentials)
     return Response(await render(runtime), media_type=CONTENT_TYPE)
 
 

@@ -85,7 +85,7 @@ class ObservabilityMiddleware:
                 result = "accepted" if status < 400 else "rejected" if status < 500 else "error"
                 metrics.delivery_reports.labels(result).inc()
         if self.access_log and log.isEnabledFor(logging.INFO):
-            path = safe_path(Request(scope)) if route is not None else scope.get("path", "")
+            path = safe_path(Request(scope))
             log.info(
                 "%s %s %d %.1f ms",
                 method,
