@@ -6,19 +6,24 @@ and the events that lead there; all run the real dispatcher and report code.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from decimal import Decimal
 
 import httpx
+import pytest
 from sqlalchemy import update
 
 from smsgateway.db import utcnow
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.messages.lifecycle import claim
+from smsgateway.messages.reports import ReportIn, record_report
 from smsgateway.models.messages import Message
 from smsgateway.providers.base import JobResult, OutgoingJob
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
-from tests.helpers import send_message, stored_message
+from tests.factories import make_client
+from tests.helpers import bearer, send_message, stored_message, stored_messages
 
 TEXT = "Your booking starts tomorrow."
 ANNA, BRUNO = "+33612000071", "+33612000072"
@@ -78,3 +83,124 @@ async def test_a_message_whose_sms_id_a_sibling_holds_by_an_answer_out_of_order_
 
     sent_to_bruno = sum(BRUNO in job.receivers for job in provider.sent)
     assert sent_to_bruno == 1, "Bruno's SMS was sent twice"
+
+
+async def test_a_not_billed_report_of_a_shared_tag_never_deadlocks_with_the_store_of_a_job(
+    http: httpx.AsyncClient, runtime: Runtime, is_postgres: bool
+) -> None:
+    """No deadlock between the dispatcher and report handlers (lock order).
+
+    ``lock_job`` is taken by a report before any row it writes, but by the
+    dispatcher's store only after it has written the job's rows, refunds
+    included (the client's balance row). A head that heads two jobs gives
+    both its tag: while job 2 [head, invalid, other] is stored (the invalid
+    receiver refunded, so the balance row locked, then ``lock_job``), a "not
+    billed" report of job 1 holds ``lock_job`` and refunds: balance row.
+    Each waits for the other; PostgreSQL aborts one.
+    """
+    if not is_postgres:
+        pytest.skip("row and advisory locks: PostgreSQL")
+    provider = runtime.provider
+    assert isinstance(provider, FakeProvider)
+    shop = await make_client(runtime, "shop", quota=Decimal(100))
+    auth = bearer(shop.api_key)
+    dispatcher = Dispatcher(runtime, worker_id="w1")
+    first = [
+        (await send_message(http, auth, to=to, text=TEXT))["id"]
+        for to in ("+33612000081", "+33612000082")
+    ]
+    original_send = provider.send
+
+    async def leave_out_the_head(job: OutgoingJob) -> JobResult:
+        provider.unnamed = {job.receivers[0]}
+        return await original_send(job)
+
+    provider.send = leave_out_the_head  # type: ignore[method-assign]
+    await dispatcher.run_once()
+    provider.send = original_send  # type: ignore[method-assign]
+    provider.unnamed = set()
+    tag = provider.sent[0].tag
+    head_to, other_to = provider.sent[0].receivers
+    stored = {m.to: m for m in [await stored_message(runtime, i) for i in first]}
+    head, other = stored[head_to], stored[other_to]
+    assert head.uncertain and other.provider_id is not None
+    # As in test_lookup_proofs: proven absent, resent, certainly refused: queued, certain.
+    async with runtime.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Message)
+            .where(Message.id == head.id)
+            .values(uncertain=False, uncertain_since=None, due_at=utcnow() - timedelta(seconds=10))
+        )
+    invalid_to, third_to = "+33612000083", "+33612000084"
+    provider.invalid_receivers = {invalid_to}
+    for to in (invalid_to, third_to):
+        await send_message(http, auth, to=to, text=TEXT)
+
+    def report(**fields: object) -> ReportIn:
+        values: dict[str, object] = {
+            "provider": "ovh",
+            "provider_id": other.provider_id,
+            "dlr": 4,
+            "ptt": None,
+            "reported_at": "2026-12-03 10:00:00",
+            "description": None,
+            "params": {},
+        }
+        values.update(fields)
+        return ReportIn(**values)  # type: ignore[arg-type]
+
+    racing: list[asyncio.Task[None]] = []
+    held = runtime.sessionmaker()
+
+    async def job_2_answered_as_reports_come(job: OutgoingJob) -> JobResult:
+        result = await original_send(job)
+        assert job.tag == tag and len(job.receivers) == 3
+        # Another report of the other's SMS (no tag: it names no job) is being stored...
+        await record_report(held, report(dlr=4))
+        # ... while its "not billed" report waits for it, holding its job's lock.
+        racing.append(
+            asyncio.create_task(
+                _record_and_commit(
+                    runtime, report(dlr=16, ptt=0, tag=tag, receiver=other_to, reported_at="x")
+                )
+            )
+        )
+        await asyncio.sleep(0.3)
+        racing.append(asyncio.create_task(_commit_later(held, 0.7)))
+        return result
+
+    failures: list[BaseException] = []
+    store = dispatcher.delivery._store
+
+    async def store_and_record(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            await store(*args, **kwargs)
+        except Exception as exc:
+            failures.append(exc)
+            raise
+
+    dispatcher.delivery._store = store_and_record  # type: ignore[method-assign]
+    provider.send = job_2_answered_as_reports_come  # type: ignore[method-assign]
+    try:
+        await dispatcher.run_once()
+        provider.send = original_send  # type: ignore[method-assign]
+        outcomes = await asyncio.gather(*racing, return_exceptions=True)
+    finally:
+        await held.close()
+
+    assert not failures, [str(f).splitlines()[0] for f in failures]
+    assert not [o for o in outcomes if isinstance(o, BaseException)], outcomes
+    after = {m.to: m for m in (await stored_messages(runtime)).values()}
+    assert after[head_to].status == "submitted", "the job's answer was not stored"
+    assert after[third_to].status == "submitted"
+    assert after[other_to].status == "failed"
+
+
+async def _record_and_commit(runtime: Runtime, report: ReportIn) -> None:
+    async with runtime.sessionmaker() as session, session.begin():
+        await record_report(session, report)
+
+
+async def _commit_later(session, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    await asyncio.sleep(seconds)
+    await session.commit()
