@@ -17,6 +17,7 @@ from sqlalchemy import update
 from smsgateway.db import utcnow
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.messages.lifecycle import claim
+from smsgateway.messages.queue import Claimed
 from smsgateway.messages.reports import ReportIn, record_report
 from smsgateway.models.messages import Message
 from smsgateway.providers.base import JobResult, OutgoingJob
@@ -29,31 +30,25 @@ TEXT = "Your booking starts tomorrow."
 ANNA, BRUNO = "+33612000071", "+33612000072"
 
 
-async def test_a_message_whose_sms_id_a_sibling_holds_by_an_answer_out_of_order_is_not_resent(
+async def _out_of_order_as_bruno_is_taken_over(
     http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
-) -> None:
-    """No blind resend.
-
-    OVHcloud answers a batch [Anna, Bruno] with its ids in the other order
-    (README: "if OVHcloud ever answers a batch's ids in another order"), so
-    Anna's message is stored with Bruno's SMS id. Bruno's lease ran out just
-    as the answer came (on PostgreSQL the take-over claim skips Anna's row,
-    locked by the store, and takes Bruno's): his outcome is not stored, and the
-    worker that took him over looks him up. His SMS is listed under the tag,
-    with his number, but "an SMS id another message holds is never adopted":
-    proven absent, he is sent a second time.
-    """
+) -> tuple[str, str, list[Claimed]]:
+    """Job [Anna, Bruno] answered with its ids in the other order (README: "if
+    OVHcloud ever answers a batch's ids in another order"), so Anna's message
+    is stored with Bruno's SMS id; Bruno's lease ran out just as the answer
+    came (on PostgreSQL the take-over claim skips Anna's row, locked by the
+    store, and takes Bruno's): his outcome is not stored, and worker w2 holds
+    him, uncertain. Returns Anna's and Bruno's ids and what w2 claimed."""
     provider = runtime.provider
     assert isinstance(provider, FakeProvider)
     provider.reverse_ids = True
     anna = (await send_message(http, auth, to=ANNA, text=TEXT))["id"]
     bruno = (await send_message(http, auth, to=BRUNO, text=TEXT))["id"]
-    taken_over = []
+    taken_over: list[Claimed] = []
     original_send = provider.send
 
     async def answer_as_the_lease_ends(job: OutgoingJob) -> JobResult:
         result = await original_send(job)
-        # The lease ends before the answer is stored; another worker claims Bruno.
         async with runtime.sessionmaker() as session, session.begin():
             await session.execute(
                 update(Message)
@@ -75,14 +70,65 @@ async def test_a_message_whose_sms_id_a_sibling_holds_by_an_answer_out_of_order_
     provider.send = answer_as_the_lease_ends  # type: ignore[method-assign]
     await Dispatcher(runtime, worker_id="w1").run_once()
     provider.send = original_send  # type: ignore[method-assign]
+    provider.reverse_ids = False
     assert [m.id for m in taken_over] == [bruno] and taken_over[0].uncertain
     bruno_sms = next(i for i, to in provider.receivers.items() if to == BRUNO)
     assert (await stored_message(runtime, anna)).provider_id == bruno_sms  # out of order
+    assert (await stored_message(runtime, bruno)).provider_id is None  # lease lost
+    return anna, bruno, taken_over
+
+
+async def test_a_message_whose_sms_id_a_sibling_holds_by_an_answer_out_of_order_is_not_resent(
+    http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
+) -> None:
+    """No blind resend.
+
+    Bruno's SMS is listed under the job's tag, with his number, but Anna's
+    message holds its id (the answer was out of order), and "an SMS id another
+    message holds is never adopted": proven absent, he is sent a second time.
+    The holder's number is not the receiver OVHcloud lists for the SMS, so the
+    holder is wrong, not the listing.
+    """
+    provider = runtime.provider
+    assert isinstance(provider, FakeProvider)
+    _, _, taken_over = await _out_of_order_as_bruno_is_taken_over(http, auth, runtime)
 
     await Dispatcher(runtime, worker_id="w2").delivery.send(taken_over)
 
     sent_to_bruno = sum(BRUNO in job.receivers for job in provider.sent)
     assert sent_to_bruno == 1, "Bruno's SMS was sent twice"
+
+
+async def test_a_pending_job_a_sibling_holds_by_an_answer_out_of_order_is_read_not_trusted(
+    http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
+) -> None:
+    """No blind resend: "no pending job for the receiver at a check".
+
+    As above, but OVHcloud has not run Bruno's job yet: it is in ``GET /jobs``,
+    not in the outgoing list. Its id is held by Anna's message, so
+    ``_known_jobs`` takes it for a job to Anna's number without reading it;
+    the check finds nothing pending for Bruno, the listing nothing for him,
+    and he is sent again while his SMS waits at OVHcloud. The gateway's
+    mapping of a batch's ids is exactly what an out-of-order answer makes
+    wrong, so it cannot prove a job is for another receiver.
+    """
+    provider = runtime.provider
+    assert isinstance(provider, FakeProvider)
+    _, _, taken_over = await _out_of_order_as_bruno_is_taken_over(http, auth, runtime)
+    # Bruno's job is taken, not run yet: pending, not listed.
+    bruno_sms = next(i for i, to in provider.receivers.items() if to == BRUNO)
+    for ids in provider.ids_by_tag.values():
+        if bruno_sms in ids:
+            ids.remove(bruno_sms)
+    del provider.receivers[bruno_sms]
+    provider.pending[bruno_sms] = BRUNO
+
+    await Dispatcher(runtime, worker_id="w2").delivery.send(taken_over)
+
+    sent_to_bruno = sum(BRUNO in job.receivers for job in provider.sent)
+    assert sent_to_bruno == 1, "sent again while OVHcloud still had Bruno's job pending"
+    bruno = await stored_message(runtime, taken_over[0].id)
+    assert (bruno.status, bruno.uncertain) == ("queued", True), bruno.last_error
 
 
 async def test_a_not_billed_report_of_a_shared_tag_never_deadlocks_with_the_store_of_a_job(
