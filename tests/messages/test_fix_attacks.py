@@ -250,3 +250,36 @@ async def _record_and_commit(runtime: Runtime, report: ReportIn) -> None:
 async def _commit_later(session, seconds: float) -> None:  # type: ignore[no-untyped-def]
     await asyncio.sleep(seconds)
     await session.commit()
+
+
+async def test_a_report_naming_a_sibling_without_an_id_is_not_applied_to_the_holder(
+    http: httpx.AsyncClient, auth: dict[str, str], runtime: Runtime
+) -> None:
+    """A report is never applied to the wrong message.
+
+    As above: Anna's message holds Bruno's SMS id, Bruno's has none (his
+    outcome was lost with his lease). Bruno's "delivered" report names his
+    number and the job's tag: ``_owner`` looks for a sibling to swap with
+    among those holding an id, finds none, and applies it to Anna's message,
+    which OVHcloud never said was delivered.
+    """
+    provider = runtime.provider
+    assert isinstance(provider, FakeProvider)
+    anna, _, _ = await _out_of_order_as_bruno_is_taken_over(http, auth, runtime)
+    bruno_sms = next(i for i, to in provider.receivers.items() if to == BRUNO)
+    tag = provider.sent[0].tag
+    delivered = ReportIn(
+        provider="ovh",
+        provider_id=bruno_sms,
+        dlr=1,
+        ptt=4,
+        reported_at="2026-12-03 10:00:00",
+        description=None,
+        params={},
+        tag=tag,
+        receiver=BRUNO.replace("+", "00"),
+    )
+    async with runtime.sessionmaker() as session, session.begin():
+        await record_report(session, delivered)
+
+    assert (await stored_message(runtime, anna)).status != "delivered", "Bruno's report"
