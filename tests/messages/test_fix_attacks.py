@@ -15,12 +15,18 @@ import pytest
 from sqlalchemy import update
 
 from smsgateway.db import utcnow
+from smsgateway.messages import lookups
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.messages.lifecycle import claim
 from smsgateway.messages.queue import Claimed
 from smsgateway.messages.reports import ReportIn, record_report
 from smsgateway.models.messages import Message
-from smsgateway.providers.base import JobResult, OutgoingJob
+from smsgateway.providers.base import (
+    JobResult,
+    OutgoingJob,
+    OutgoingStatus,
+    TransientProviderError,
+)
 from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.factories import make_client
@@ -283,3 +289,92 @@ async def test_a_report_naming_a_sibling_without_an_id_is_not_applied_to_the_hol
         await record_report(session, delivered)
 
     assert (await stored_message(runtime, anna)).status != "delivered", "Bruno's report"
+
+
+class TakenLate(FakeProvider):
+    """OVHcloud still processing a request the gateway gave up on (a read timeout).
+
+    The job shows in ``GET /jobs`` ``appears`` seconds after the answer was
+    lost, runs ``runs`` seconds after, and is listed ``lag`` seconds after it ran.
+    """
+
+    def __init__(self, appears: float, runs: float, lag: float) -> None:
+        super().__init__()
+        self.appears, self.runs, self.lag = appears, runs, lag
+        self.lost_at: float | None = None
+        self.job: tuple[str, str, str] | None = None  # id, receiver, tag
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time() - (self.lost_at or 0.0)
+
+    async def send(self, job: OutgoingJob) -> JobResult:
+        if self.lost_at is None:
+            self.lost_at = asyncio.get_running_loop().time()
+            self.sent.append(job)
+            self.job = ("late-1", job.receivers[0], job.tag)
+            raise TransientProviderError("read timeout", uncertain=True)
+        return await super().send(job)
+
+    async def pending_jobs(self) -> list[str]:
+        if self.job is not None and self.appears <= self._now() < self.runs:
+            return [self.job[0]]
+        return []
+
+    async def pending_job(self, job_id: str) -> str | None:
+        if self.job is not None and self.appears <= self._now() < self.runs:
+            return self.job[1]
+        return None
+
+    async def find_by_tag(self, tag: str) -> list[str]:
+        listed = list(self.ids_by_tag.get(tag, []))
+        if self.job is not None and self.job[2] == tag and self._now() >= self.runs + self.lag:
+            listed.append(self.job[0])
+        return listed
+
+    async def outgoing(self, provider_id: str) -> OutgoingStatus | None:
+        if self.job is not None and provider_id == self.job[0]:
+            return OutgoingStatus(provider_id, self.job[1], None, None, self.job[2])
+        return await super().outgoing(provider_id)
+
+
+async def test_a_job_ovh_shows_pending_only_after_the_first_check_is_not_resent(
+    http: httpx.AsyncClient,
+    auth: dict[str, str],
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No blind resend; the settle time is there for what shows late.
+
+    A read timeout: OVHcloud was still processing the request when the
+    gateway gave up, and its job shows in ``GET /jobs`` a moment later (0.3 s
+    here), runs later still (0.8 s), and is listed within the listing lag
+    (0.3 s). The first look-up checks the pending jobs at once, before the job
+    shows: that clean check is kept ("the first clean check ... is kept") and
+    never made again, so once the settle time (1 s) has passed the listing
+    alone decides, and the job, listed at 1.1 s, is missed at 1 s: sent
+    twice. Before the fix the check was made again on each pass, and the job
+    would have been seen pending.
+    """
+    monkeypatch.setattr(lookups, "RECHECK_SECONDS", 0.2)
+    provider = TakenLate(appears=0.3, runs=0.8, lag=0.3)
+    runtime.provider = provider
+    runtime.settings.provider.listing_lag_seconds = 0.3
+    runtime.settings.dispatch.uncertain_settle_seconds = 1.0
+    dispatcher = Dispatcher(runtime, worker_id="w1")
+    message_id = (await send_message(http, auth, to="+33612000091", text="Late"))["id"]
+    await dispatcher.run_once()
+    assert (await stored_message(runtime, message_id)).uncertain
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 3.0
+    while loop.time() < end:
+        message = await stored_message(runtime, message_id)
+        if message.status != "queued":
+            break
+        assert message.due_at is not None
+        await asyncio.sleep(min(0.1, max(0.0, (message.due_at - utcnow()).total_seconds())) + 0.02)
+        await dispatcher.run_once()
+
+    assert len(provider.sent) == 1, "sent again: OVHcloud had it"
+    message = await stored_message(runtime, message_id)
+    assert (message.status, message.provider_id) == ("submitted", "late-1")
