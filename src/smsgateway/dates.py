@@ -1,8 +1,9 @@
 """Dates the API accepts: aware, within sane years, and a schedule not too far ahead.
 
 Every date a client sends (``send_at``, a booking's ``starts_at`` and
-``expires_at``) is a ``Moment``: a time with its offset, turned into UTC and
-kept between ``EARLIEST`` and ``LATEST``. Out of that range it is a ``422``
+``expires_at``) is a ``Moment``: a time with its offset (kept: texts show
+times in the offset the marketplace sent) that, in UTC, falls between
+``EARLIEST`` and ``LATEST``. Out of that range it is a ``422``
 naming the field, never a 500 from a date that cannot be stored or computed
 with (year 9999 at ``-14:00`` is past year 9999 in UTC). How far ahead a send
 may be scheduled is a setting (``SMSGW_MAX_SCHEDULE_DAYS``): ``check_schedule``.
@@ -22,18 +23,18 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
-def in_utc(value: datetime) -> datetime:
-    """``value`` in UTC; a ``ValueError`` outside [2000, 2100)."""
+def within_bounds(value: datetime) -> datetime:
+    """``value``, unchanged, if in UTC it falls in [2000, 2100); else a ``ValueError``."""
     try:
         moment = value.astimezone(UTC)
     except OverflowError:
         moment = None
     if moment is None or not EARLIEST <= moment < LATEST:
         raise ValueError("must be a time between 2000-01-01 and 2099-12-31 (UTC)")
-    return moment
+    return value
 
 
-Moment = Annotated[AwareDatetime, AfterValidator(in_utc)]
+Moment = Annotated[AwareDatetime, AfterValidator(within_bounds)]
 
 
 def check_schedule(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -206,7 +206,8 @@ async def test_a_message_shows_every_design_field(
 async def test_times_carry_an_offset_everywhere(
     http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
-    send_at = "2030-01-01T09:00:00+01:00"
+    paris = timezone(timedelta(hours=1))
+    send_at = (datetime.now(paris) + timedelta(days=30)).replace(microsecond=0).isoformat()
     posted = await _send(http, auth, send_at=send_at)
     stored = await _get(http, auth, posted["id"])
     listed = (await _list(http, auth))["items"][0]

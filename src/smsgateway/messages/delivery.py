@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import re
 from datetime import datetime, timedelta
 
@@ -30,8 +29,12 @@ from smsgateway.messages import outcomes
 from smsgateway.messages.lifecycle import finish_attempt
 from smsgateway.messages.lookups import Lookups, Verdict
 from smsgateway.messages.outcomes import Decide, Outcome
-from smsgateway.messages.queue import Claimed
-from smsgateway.messages.reports import apply_pending_reports, lock_job
+from smsgateway.messages.queue import Claimed, minutes_left
+from smsgateway.messages.reports import (
+    apply_pending_reports,
+    lock_job,
+    take_from_wrong_holders,
+)
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message, SendAttempt
 from smsgateway.models.status import Status
@@ -145,7 +148,7 @@ class Delivery:
             receivers=[m.to for m in job],
             tag=tag,
             no_stop_clause=job[0].no_stop_clause,
-            validity_minutes=_minutes_left(job, started),
+            validity_minutes=minutes_left(job, started),
         )
         # What was looked up under this tag is stale once it is sent with again.
         self.lookups.forget(tag)
@@ -309,12 +312,8 @@ class Delivery:
         return [m for m in job if m.id in kept]
 
     def _call_budget(self) -> float:
-        """Seconds a send may take, clock resync included: half the lease.
-
-        The other half is the margin for the renewal's own transaction. A
-        take-over counts the settle time from the lease's end, which is later
-        than any moment this send could still reach the provider.
-        """
+        """Seconds a send may take, clock resync included: half the lease (the other
+        half is the renewal's margin; a take-over counts from the lease's end)."""
         return self.settings.worker.lease_seconds / 2
 
     def _adopted(self, provider_id: str) -> Outcome:
@@ -330,7 +329,10 @@ class Delivery:
         """Write each message's outcome, its attempt row and side effects, in one transaction."""
         decided: list[Outcome] = [decide(message) for message in job]
         async with self.runtime.sessionmaker() as session, session.begin():
-            identified: list[tuple[str, str]] = []
+            identified: list[tuple[Claimed, str]] = []
+            if any(o.provider_id for o in decided):
+                # Before any row is written (reports take it first too): see reports.lock_job.
+                await lock_job(session, _job_tag(job, decided))
             for message, outcome in zip(job, decided, strict=True):
                 values = outcome.values
                 if outcome.status != Status.QUEUED and message.event_type == CODE_CARRYING_EVENT:
@@ -349,15 +351,11 @@ class Delivery:
                 if not stored:
                     log.warning("message %s: lease lost before the outcome was stored", message.id)
                 elif outcome.provider_id is not None:
-                    identified.append((message.id, outcome.provider_id))
+                    identified.append((message, outcome.provider_id))
             # Once every id of the job is stored: an early report may correct the order.
-            if identified:
-                tags = [
-                    o.values.get("job_tag") or m.job_tag for m, o in zip(job, decided, strict=True)
-                ]
-                await lock_job(session, next((t for t in tags if t), None))
-            for message_id, provider_id in identified:
-                await apply_pending_reports(session, message_id, provider_id)
+            for message, provider_id in identified:
+                await take_from_wrong_holders(session, message.id, provider_id, message.to)
+                await apply_pending_reports(session, message.id, provider_id)
         for message, outcome in zip(job, decided, strict=True):
             if outcome.status != Status.QUEUED:
                 log.info("message %s to %s: %s", message.id, mask(message.to), outcome.attempt)
@@ -393,8 +391,7 @@ class Delivery:
         )
 
 
-def _minutes_left(job: list[Claimed], now: datetime) -> int | None:
-    ends = [m.valid_until for m in job if m.valid_until is not None]
-    if not ends:
-        return None
-    return max(1, math.ceil((min(ends) - now).total_seconds() / 60))
+def _job_tag(job: list[Claimed], decided: list[Outcome]) -> str | None:
+    """The tag the job went with, or its messages' look-ups found them under."""
+    tags = (o.values.get("job_tag") or m.job_tag for m, o in zip(job, decided, strict=True))
+    return next((t for t in tags if t), None)

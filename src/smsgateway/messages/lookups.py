@@ -19,17 +19,19 @@ comes from the look-up share of the call budget (``Delivery._spend_lookup``).
 
 The verdict is *found* (adopt the SMS id), *absent* (never taken: it may be
 sent), or *wait* until a given time. Absent needs proof: no pending job for
-the receiver at a check made after ``uncertain_since``, and no SMS for it in
-a listing made ``listing_lag_seconds`` after that check (OVHcloud lists a
-job some time after it runs), and at least ``uncertain_settle_seconds``
-since the message became uncertain, which gives its reports time to come.
+the receiver at a check made ``uncertain_settle_seconds`` after
+``uncertain_since`` (a request OVHcloud is still taking may show as a job a
+little late; the wait also gives reports time to come), and no SMS for it in
+a listing made ``listing_lag_seconds`` after that check (OVHcloud lists a job
+some time after it runs).
 
 The check is dated when it was proven, not when it was asked: a job listed
 by ``GET /jobs`` and gone when its details are read ran in between, so the
-check counts from that read. The first clean check after ``uncertain_since``
-is kept: a later one proves nothing more, and would only push the listing
-further away. Job ids the gateway holds as some message's SMS id (its own
-recent sends) are matched to that message's number without a call.
+check counts from that read. The first clean check after the settle time is
+kept: a later one proves nothing more, and would only push the listing
+further away. Job ids the gateway holds as the SMS id of a message that went
+alone (its own recent sends) are matched to that message's number without a
+call; a batch's mapping is what an answer out of order makes wrong.
 
 An SMS id another message already holds is never adopted: a message that
 heads two jobs gives both its tag, so one tag may list several jobs' SMS.
@@ -44,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from smsgateway.config import Settings
@@ -151,18 +153,22 @@ class Lookups:
         found = await self._match(listing, key, message_id)
         if found is not None:
             return Verdict(provider_id=found)
+        settle = timedelta(seconds=self.settings.dispatch.uncertain_settle_seconds)
+        settled_at = since + settle
+        if utcnow() < settled_at:
+            # OVHcloud may still be taking the request: a pending check now proves nothing.
+            return Verdict(until=settled_at, reason="not listed yet")
         clear_at = self._clear.get((tag, key))
-        if clear_at is None or clear_at < since:
-            jobs = await self._pending_jobs(since, now)
+        if clear_at is None or clear_at < settled_at:
+            jobs = await self._pending_jobs(settled_at, now)
             pending, clear_at = await self._pending(jobs, key)
             if pending:
                 self._clear.pop((tag, key), None)
                 until = now + timedelta(seconds=RECHECK_SECONDS)
                 return Verdict(until=until, reason="pending at the provider")
             _remember(self._clear, (tag, key), clear_at)
-        settle = timedelta(seconds=self.settings.dispatch.uncertain_settle_seconds)
         lag = timedelta(seconds=self.settings.provider.listing_lag_seconds)
-        ready_at = max(since + settle, clear_at + lag)
+        ready_at = clear_at + lag
         if listing.at < ready_at:
             if utcnow() < ready_at:
                 return Verdict(until=ready_at, reason="not listed yet")
@@ -185,18 +191,26 @@ class Lookups:
                 )
             ).all()
         for row in rows:
-            if not await self._held_by_another(row.provider_id, message_id):
+            if not await self._held_by_another(row.provider_id, message_id, key):
                 return str(row.provider_id)
         return None
 
-    async def _held_by_another(self, sms_id: str, message_id: str) -> bool:
+    async def _held_by_another(self, sms_id: str, message_id: str, key: str) -> bool:
+        """Whether another message to the same number holds ``sms_id``.
+
+        One held by a message to another number (an answer out of order) is
+        that message's mistake: it is adopted, and ``Delivery`` takes it off
+        the holder (``reports.take_from_wrong_holders``).
+        """
         async with self.sessionmaker() as session:
-            holder = await session.scalar(
-                select(Message.id)
-                .where(Message.provider_id == sms_id, Message.id != message_id)
-                .limit(1)
-            )
-        return holder is not None
+            holders = (
+                await session.scalars(
+                    select(Message.to).where(
+                        Message.provider_id == sms_id, Message.id != message_id
+                    )
+                )
+            ).all()
+        return any(receiver_key(to) == key for to in holders)
 
     async def _call(self) -> None:
         wait = await self.spend()
@@ -224,7 +238,7 @@ class Lookups:
                     continue
                 known = receiver_key(status.receiver)
                 _remember(self._sms_receivers, sms_id, known)
-            if known == key and not await self._held_by_another(sms_id, message_id):
+            if known == key and not await self._held_by_another(sms_id, message_id, key):
                 return sms_id
         return None
 
@@ -256,18 +270,36 @@ class Lookups:
         return False, proven_at
 
     async def _known_jobs(self, jobs: _Seen) -> None:
-        """Receivers of pending jobs the gateway sent itself: read from its messages."""
+        """Receivers of pending jobs the gateway sent itself, read from its messages.
+
+        Only from messages that went alone: a batch's ids are mapped to its
+        receivers in the order of the answer, which is what may be wrong.
+        """
         unknown = [job_id for job_id in jobs.ids if job_id not in self._job_receivers]
         if not unknown:
             return
         async with self.sessionmaker() as session:
             rows = (
                 await session.execute(
-                    select(Message.provider_id, Message.to).where(Message.provider_id.in_(unknown))
+                    select(Message.provider_id, Message.to, Message.job_tag).where(
+                        Message.provider_id.in_(unknown)
+                    )
                 )
             ).all()
+            tags = {row.job_tag for row in rows if row.job_tag}
+            sizes = dict(
+                (
+                    await session.execute(
+                        select(Message.job_tag, func.count())
+                        .where(Message.job_tag.in_(tags))
+                        .group_by(Message.job_tag)
+                    )
+                ).all()
+            )
         for row in rows:
-            _remember(self._job_receivers, str(row.provider_id), (receiver_key(row.to), jobs.at))
+            if row.job_tag and sizes.get(row.job_tag, 0) == 1:
+                seen = (receiver_key(row.to), jobs.at)
+                _remember(self._job_receivers, str(row.provider_id), seen)
 
 
 def _remember(known: OrderedDict[K, V], key: K, value: V) -> None:

@@ -9,6 +9,7 @@ disjoint sets).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -94,3 +95,11 @@ def group_jobs(claimed: list[Claimed], max_receivers: int, now: datetime) -> lis
             jobs.append(current)
         current.append(message)
     return jobs
+
+
+def minutes_left(job: list[Claimed], now: datetime) -> int | None:
+    """Whole minutes until the first of the job's messages runs out of validity."""
+    ends = [m.valid_until for m in job if m.valid_until is not None]
+    if not ends:
+        return None
+    return max(1, math.ceil((min(ends) - now).total_seconds() / 60))

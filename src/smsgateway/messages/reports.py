@@ -129,9 +129,14 @@ async def match_report(session: AsyncSession, report_id: int) -> bool:
         select(Message.id).where(Message.provider_id == report.provider_id)
     )
     if message_id is None:
-        return False
-    await _apply(session, message_id, report)
-    return True
+        orphan = await _orphan(session, report)
+        if orphan is None:
+            return False
+        # Its job's message for this receiver lost a wrong id and awaits its own.
+        orphan.provider_id = report.provider_id
+        await session.flush()
+        message_id = orphan.id
+    return await _apply(session, message_id, report)
 
 
 async def rematch_report(session: AsyncSession, dedup_key: str) -> bool:
@@ -163,12 +168,81 @@ async def apply_pending_reports(session: AsyncSession, message_id: str, provider
             .order_by(DeliveryReport.id)
         )
     ).all()
+    applied = 0
     for report in reports:
-        await _apply(session, message_id, report)
-    return len(reports)
+        applied += await _apply(session, message_id, report)
+    return applied
 
 
-async def _owner(session: AsyncSession, message_id: str, report: DeliveryReport) -> str:
+async def take_from_wrong_holders(
+    session: AsyncSession, message_id: str, provider_id: str, to: str
+) -> None:
+    """``message_id`` (to ``to``) now holds ``provider_id``: another message to
+    another number holding it had it from an answer out of order. It loses it,
+    and takes its own from a report already received, if one came.
+
+    The caller holds ``lock_job``.
+    """
+    key = receiver_key(to)
+    holders = (
+        await session.scalars(
+            select(Message).where(Message.provider_id == provider_id, Message.id != message_id)
+        )
+    ).all()
+    for holder in holders:
+        if receiver_key(holder.to) == key:
+            continue
+        log.warning("message %s: SMS id taken back (answer out of order)", holder.id)
+        holder.provider_id = None
+        await session.flush()
+        report = await _reported_for(session, holder)
+        if report is not None:
+            holder.provider_id = report.provider_id
+            await session.flush()
+            await apply_pending_reports(session, holder.id, report.provider_id)
+
+
+async def _reported_for(session: AsyncSession, message: Message) -> DeliveryReport | None:
+    """An unapplied report of ``message``'s job naming its receiver, for an id no one holds."""
+    if message.job_tag is None:
+        return None
+    key = receiver_key(message.to)
+    reports = (
+        await session.scalars(
+            select(DeliveryReport).where(
+                DeliveryReport.tag == message.job_tag,
+                DeliveryReport.receiver_key == key,
+                DeliveryReport.applied.is_(False),
+            )
+        )
+    ).all()
+    for report in reports:
+        held = await session.scalar(
+            select(Message.id).where(Message.provider_id == report.provider_id).limit(1)
+        )
+        if held is None:
+            return report
+    return None
+
+
+async def _orphan(session: AsyncSession, report: DeliveryReport) -> Message | None:
+    """The message of the report's job, to its receiver, that was sent and holds no id."""
+    if report.tag is None or report.receiver_key is None:
+        return None
+    candidates = (
+        await session.scalars(
+            select(Message).where(
+                Message.job_tag == report.tag,
+                Message.provider_id.is_(None),
+                Message.status.in_([Status.SUBMITTED.value, *(s.value for s in FINAL)]),
+            )
+        )
+    ).all()
+    matching = [m for m in candidates if receiver_key(m.to) == report.receiver_key]
+    return matching[0] if len(matching) == 1 else None
+
+
+async def _owner(session: AsyncSession, message_id: str, report: DeliveryReport) -> str | None:
     """The message ``report`` belongs to: ``message_id``, or its batch sibling with
     the report's receiver, which then swaps SMS ids with it (see the module's text).
 
@@ -194,6 +268,13 @@ async def _owner(session: AsyncSession, message_id: str, report: DeliveryReport)
     matching = [m for m in siblings if receiver_key(m.to) == report.receiver_key]
     # One candidate only: a tag shared by two jobs may hold the number twice.
     sibling = matching[0] if len(matching) == 1 else None
+    if message.job_tag == report.tag and not matching and await _idless_sibling(session, report):
+        # The message it names holds no id yet (its outcome was lost): the holder's
+        # id is wrong. It loses it; the report waits for the named message's look-up.
+        log.warning("message %s: SMS id taken back (answer out of order)", message.id)
+        message.provider_id = None
+        await session.flush()
+        return None
     if message.job_tag != report.tag or sibling is None:
         log.warning(
             "report for SMS %s names another receiver than message %s",
@@ -211,13 +292,27 @@ async def _owner(session: AsyncSession, message_id: str, report: DeliveryReport)
     return sibling.id
 
 
-async def _apply(session: AsyncSession, message_id: str, report: DeliveryReport) -> None:
-    message_id = await _owner(session, message_id, report)
+async def _idless_sibling(session: AsyncSession, report: DeliveryReport) -> bool:
+    """Whether a message of the report's job, to its receiver, holds no SMS id."""
+    candidates = (
+        await session.scalars(
+            select(Message.to).where(Message.job_tag == report.tag, Message.provider_id.is_(None))
+        )
+    ).all()
+    return any(receiver_key(to) == report.receiver_key for to in candidates)
+
+
+async def _apply(session: AsyncSession, message_id: str, report: DeliveryReport) -> bool:
+    """Apply ``report`` to its message; False when it is left for another (see ``_owner``)."""
+    owner = await _owner(session, message_id, report)
+    if owner is None:
+        return False
+    message_id = owner
     report.message_id = message_id
     report.applied = True
     meaning = outcome(report.dlr, report.ptt)
     if meaning is None:
-        return
+        return True
     status, reason = meaning
     now = utcnow()
     values: dict[str, object] = {"dlr_code": report.dlr, "ptt_code": report.ptt}
@@ -230,3 +325,4 @@ async def _apply(session: AsyncSession, message_id: str, report: DeliveryReport)
         if report.dlr == DLR_NOT_BILLED:
             # OVHcloud did not bill it, so neither do we (once: see credits.refund).
             await refund(session, message_id, "provider: not billed")
+    return True

@@ -1,7 +1,8 @@
-"""Attacks on the look-up and report fixes: sequences that break a README promise.
+"""SMS ids in the wrong place: an answer out of order meets a take-over, a shared tag,
+a report of a message that holds no id, a job OVHcloud shows late.
 
-Each test names the promise it breaks ("Delivery: what the service promises")
-and the events that lead there; all run the real dispatcher and report code.
+Each test names the promise at stake ("Delivery: what the service promises")
+and the events that would break it; all run the real dispatcher and report code.
 """
 
 from __future__ import annotations
