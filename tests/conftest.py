@@ -37,8 +37,8 @@ from smsgateway.runtime import Runtime, build_runtime
 from tests.databases import own_postgres_database, postgres_server_url
 from tests.factories import make_client
 
-CALLBACK_TOKEN = "cb-token-for-tests"
-ADMIN_TOKEN = "admin-token-for-tests"
+CALLBACK_TOKEN = "cb-token-for-tests-0123456789abcdef"
+ADMIN_TOKEN = "admin-token-for-tests-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +73,8 @@ def settings(database_url: str) -> Settings:
         api=ApiSettings(
             callback_token=CALLBACK_TOKEN,  # type: ignore[arg-type]
             admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
+            # Tests send wrong tokens on purpose; tests/test_guessing.py turns it on.
+            auth_failures_per_minute=0,
         ),
         verification=VerificationSettings(required=False),
         dispatch=DispatchSettings(

@@ -18,12 +18,14 @@ from smsgateway.callbacks.incoming import router as incoming_router
 from smsgateway.campaigns.endpoints import router as campaigns_router
 from smsgateway.clients.account import router as account_router
 from smsgateway.clients.endpoints import router as admin_clients_router
+from smsgateway.clients.network import request_address
 from smsgateway.config import Settings, get_settings
 from smsgateway.credits.reservations import refused_at_commit
 from smsgateway.db import UnstorableValue, sqlstate
 from smsgateway.errors import Problem, install_handlers, problem_response, safe_path
 from smsgateway.estimates import router as estimates_router
 from smsgateway.events.endpoints import router as events_router
+from smsgateway.guessing import FailedAuthThrottle
 from smsgateway.health import router as health_router
 from smsgateway.limits import BodySizeLimit, install_log_scrubbing
 from smsgateway.messages.endpoints import router as messages_router
@@ -67,6 +69,12 @@ def create_app(
         BodySizeLimit,
         default_limit=settings.api.max_body_bytes,
         path_limits=settings.api.max_body_bytes_by_path,
+    )
+    trusted = settings.api.trusted_proxies
+    app.add_middleware(
+        FailedAuthThrottle,
+        per_minute=settings.api.auth_failures_per_minute,
+        address=lambda scope: str(request_address(Request(scope), trusted) or ""),
     )
     # Access log lines carry paths: no callback token or phone number may reach them.
     install_log_scrubbing("smsgateway.access", "uvicorn.access")

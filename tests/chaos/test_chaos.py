@@ -237,7 +237,7 @@ class Chaos:
         self.logs = logs
         self.database_url = database_url
         self.rng = random.Random(SEED)  # reproducible chaos
-        self.token = f"cb-{secrets.token_hex(8)}"
+        self.token = f"cb-{secrets.token_hex(16)}"
         self.ports = [free_port(), free_port()]
         self.apis = [f"http://127.0.0.1:{port}" for port in self.ports]
         self.processes = processes  # stopped by the caller's process_group

@@ -39,8 +39,8 @@ VARIABLES: list[tuple[str, str, str, Any]] = [
     ("SMSGW_OVH_SERVICE_NAME", "sms-ab12345-1", "ovh.service_name", "sms-ab12345-1"),
     ("SMSGW_OVH_SENDER", "Kayakr", "ovh.sender", "Kayakr"),
     ("SMSGW_OVH_TIMEOUT_SECONDS", "3.5", "ovh.timeout_seconds", 3.5),
-    ("SMSGW_ADMIN_TOKEN", "admin-token", "api.admin_token", SecretStr("admin-token")),
-    ("SMSGW_CALLBACK_TOKEN", "callback-token", "api.callback_token", SecretStr("callback-token")),
+    ("SMSGW_ADMIN_TOKEN", "a" * 32, "api.admin_token", SecretStr("a" * 32)),
+    ("SMSGW_CALLBACK_TOKEN", "c" * 32, "api.callback_token", SecretStr("c" * 32)),
     ("SMSGW_DEFAULT_LANGUAGE", "fr", "locale.default_language", "fr"),
     ("SMSGW_DEFAULT_REGION", "FR", "locale.default_region", "FR"),
     ("SMSGW_REQUIRE_VERIFIED_PHONE", "false", "verification.required", False),
@@ -130,7 +130,8 @@ ADDED: list[tuple[str, str, str, Any]] = [
         True,
     ),
     ("SMSGW_WEBHOOK_PER_CLIENT_CONCURRENCY", "2", "webhooks.per_client_concurrency", 2),
-    ("SMSGW_METRICS_TOKEN", "metrics-token", "api.metrics_token", SecretStr("metrics-token")),
+    ("SMSGW_AUTH_FAILURES_PER_MINUTE", "3", "api.auth_failures_per_minute", 3),
+    ("SMSGW_METRICS_TOKEN", "m" * 32, "api.metrics_token", SecretStr("m" * 32)),
     ("SMSGW_MAX_SCHEDULE_DAYS", "30", "dispatch.max_schedule_days", 30.0),
     ("SMSGW_PROVIDER_LOOKUP_SHARE", "0.5", "provider.lookup_share", 0.5),
     ("SMSGW_PROVIDER_LISTING_LAG_SECONDS", "90", "provider.listing_lag_seconds", 90.0),
@@ -283,3 +284,16 @@ def test_a_flat_name_left_in_python_is_refused() -> None:
         Settings.model_validate({"database_url": "sqlite+aiosqlite://"})
     with pytest.raises(ValidationError, match="worker_poll_seconds"):
         WorkerSettings.model_validate({"worker_poll_seconds": 1})
+
+
+@pytest.mark.parametrize(
+    "variable", ["SMSGW_ADMIN_TOKEN", "SMSGW_CALLBACK_TOKEN", "SMSGW_METRICS_TOKEN"]
+)
+def test_short_tokens_are_refused_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "x" * 31)
+    with pytest.raises(ValueError, match=f"{variable} must be at least 32 characters"):
+        Settings.from_environment()
+    monkeypatch.setenv(variable, "x" * 32)
+    Settings.from_environment()

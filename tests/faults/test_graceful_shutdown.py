@@ -113,7 +113,7 @@ def test_sigterm_finishes_or_releases_what_it_holds(tmp_path: Path) -> None:
         fake_url = endpoint.removesuffix("/1.0")
         with own_database(tmp_path, "smsgw_shutdown") as database_url:
             env = gateway_env(
-                database_url, **ovh_settings(endpoint, secrets.token_hex(8)), **SETTINGS
+                database_url, **ovh_settings(endpoint, secrets.token_hex(16)), **SETTINGS
             )
             run_command(["-m", "smsgateway", "migrate"], env, tmp_path)
             key = create_client(env, tmp_path, "shutdown")

@@ -80,7 +80,7 @@ def test_a_gateway_ahead_of_the_database_keeps_its_time(tmp_path: Path) -> None:
     assert server is not None
     api_port = free_port()
     api = f"http://127.0.0.1:{api_port}"
-    token = f"cb-{secrets.token_hex(8)}"
+    token = f"cb-{secrets.token_hex(16)}"
     with own_postgres_database(server, "smsgw_clock") as url, process_group(80) as processes:
         processes.append(fake := start_fake_ovh(tmp_path, callback_urls=[]))
         endpoint = fake_ovh_endpoint(fake)

@@ -35,7 +35,7 @@ DEADLINE_S = 20.0
 def test_booking_event_is_sent_once_and_delivered(tmp_path: Path) -> None:
     api_port = free_port()
     api = f"http://127.0.0.1:{api_port}"
-    token = f"cb-{secrets.token_hex(8)}"
+    token = f"cb-{secrets.token_hex(16)}"
     with own_database(tmp_path, "smsgw_it") as database_url, process_group(80) as processes:
         dlr_url = f"{api}/v1/providers/ovh/{token}/dlr"
         processes.append(fake := start_fake_ovh(tmp_path, callback_urls=[dlr_url]))

@@ -14,7 +14,7 @@ import pytest
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.observability.logging import build_handler, configure_logging, mask_phones
 from smsgateway.runtime import Runtime
-from tests.conftest import booking_event
+from tests.conftest import CALLBACK_TOKEN, booking_event
 
 OFFEROR = "+33611223344"  # the DESIGN example's offeror
 
@@ -105,11 +105,11 @@ async def test_a_sane_caller_request_id_is_kept_and_others_replaced(
 async def test_callback_token_never_reaches_the_access_log(
     http: httpx.AsyncClient, json_lines: Lines
 ) -> None:
-    await http.get("/v1/providers/ovh/cb-token-for-tests/dlr", params={"id": "1", "dlr": "1"})
+    await http.get(f"/v1/providers/ovh/{CALLBACK_TOKEN}/dlr", params={"id": "1", "dlr": "1"})
     server = [line for line in json_lines.all() if not line["logger"].startswith("httpx")]
     [access] = [line for line in server if line["logger"] == "smsgateway.access"]
     assert access["path"] == "/v1/providers/ovh/{token}/dlr"
-    assert "cb-token-for-tests" not in json.dumps(server)
+    assert CALLBACK_TOKEN not in json.dumps(server)
 
 
 def test_phone_numbers_are_masked_in_every_line(json_lines: Lines) -> None:
@@ -151,8 +151,8 @@ def test_text_format_shows_the_request_id() -> None:
     ("path", "shown"),
     [
         # Unmatched (a trailing slash, a typo): redacted all the same.
-        ("/v1/providers/ovh/cb-token-for-tests/dlr/", "/v1/providers/ovh/{token}/dlr/"),
-        ("/v1/providers/ovh/cb-token-for-tests/nope", "/v1/providers/ovh/{token}/nope"),
+        (f"/v1/providers/ovh/{CALLBACK_TOKEN}/dlr/", "/v1/providers/ovh/{token}/dlr/"),
+        (f"/v1/providers/ovh/{CALLBACK_TOKEN}/nope", "/v1/providers/ovh/{token}/nope"),
         ("/v1/phones/+33611223344/", "/v1/phones/+336******44/"),
         ("/v1/phones/%2B33611223344", "/v1/phones/+336******44"),
         ("/v1/anything/sk_0123456789abcdefghijklmnop", "/v1/anything/{redacted}"),
@@ -165,7 +165,7 @@ async def test_access_log_and_problem_bodies_redact_every_path(
     server = [line for line in json_lines.all() if not line["logger"].startswith("httpx")]
     [access] = [line for line in server if line["logger"] == "smsgateway.access"]
     assert access["path"] == shown
-    for secret in ("cb-token-for-tests", "33611223344", "sk_0123456789", "?"):
+    for secret in (CALLBACK_TOKEN, "33611223344", "sk_0123456789", "?"):
         assert secret not in json.dumps(server)
         assert secret not in answer.text
 

@@ -60,6 +60,9 @@ class OvhSettings(Group):
     timeout_seconds: float = Field(default=10.0, gt=0)
 
 
+MIN_TOKEN_LENGTH = 32
+
+
 class ApiSettings(Group):
     """The HTTP API: tokens, proxies, client defaults and request bodies."""
 
@@ -69,6 +72,13 @@ class ApiSettings(Group):
     callback_token: SecretStr | None = None
     metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token for /metrics on the API port (or the admin token)"
+    )
+    auth_failures_per_minute: int = Field(
+        default=10,
+        ge=0,
+        validation_alias="SMSGW_AUTH_FAILURES_PER_MINUTE",
+        description="Wrong admin or callback tokens one address may send a minute before a"
+        " 429 (0: no limit)",
     )
     trusted_proxies: Annotated[list[str], NoDecode, FROM_JSON] = Field(
         default_factory=list,
@@ -87,6 +97,17 @@ class ApiSettings(Group):
         default_factory=lambda: {"/v1/campaigns": 20 * 1024 * 1024},
         description="Limits for path prefixes, e.g. campaign uploads",
     )
+
+    @model_validator(mode="after")
+    def _long_tokens(self) -> ApiSettings:
+        for name in ("admin_token", "callback_token", "metrics_token"):
+            token = getattr(self, name)
+            if token is not None and len(token.get_secret_value()) < MIN_TOKEN_LENGTH:
+                raise ValueError(
+                    f"SMSGW_{name.upper()} must be at least {MIN_TOKEN_LENGTH} characters"
+                    " (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                )
+        return self
 
 
 class LocaleSettings(Group):
