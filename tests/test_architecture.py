@@ -37,6 +37,7 @@ BOTTOM = frozenset(
         "expiring",
         "context",
         "texts",
+        "sealing",
     }
 )
 

@@ -27,7 +27,7 @@ from tests.processes import gateway_env
 # The method each loop's pass calls, and the loop's name in the logs.
 PASSES: list[tuple[type, str, str]] = [
     (Dispatcher, "_claim_into", "dispatcher"),
-    (WebhookSender, "run_once", "webhook sender"),
+    (WebhookSender, "_claim", "webhook sender"),
     (ReportChecker, "check_once", "report checks"),
     (ReplyPoller, "poll_incoming", "incoming poller"),
     (ReplyPoller, "sync_blacklist", "blacklist sync"),

@@ -7,11 +7,13 @@ request handlers and the dispatcher. Tests build one around their own provider.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from smsgateway import sealing
 from smsgateway.clients.cache import ClientCache
 from smsgateway.clients.ratelimit import RateLimiter
 from smsgateway.config import Settings
@@ -22,6 +24,8 @@ from smsgateway.pricing import Pricing, load_pricing
 from smsgateway.providers.base import SmsProvider
 from smsgateway.providers.health import CircuitBreaker
 from smsgateway.templates.cache import TemplateCache
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -109,6 +113,7 @@ def build_runtime(
     ``observability.provider.instrument`` to have its calls measured.
     """
     engine = create_engine(settings.database.url, pool_size=settings.database.pool_size)
+    use_secret_key(settings)
     metrics = metrics or Metrics()
     return Runtime(
         settings=settings,
@@ -120,3 +125,11 @@ def build_runtime(
         client_cache=ClientCache(settings.api.client_cache_seconds),
         template_cache=TemplateCache(settings.templates.cache_seconds),
     )
+
+
+def use_secret_key(settings: Settings) -> None:
+    """Seal webhook secrets with ``SMSGW_SECRET_KEY`` (see ``sealing``), or warn it is unset."""
+    key = settings.api.secret_key
+    sealing.configure(key.get_secret_value() if key else None)
+    if key is None and settings.provider.name != "fake":
+        log.warning("SMSGW_SECRET_KEY is not set: webhook secrets are stored unsealed")

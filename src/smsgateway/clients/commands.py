@@ -51,8 +51,11 @@ def _validated(schema: type[Answer], values: dict[str, Any]) -> Answer | None:
 
 
 async def _in_transaction(settings: Settings, work: Work) -> BaseModel:
+    from smsgateway import sealing
     from smsgateway.db import create_engine, session_factory
 
+    key = settings.api.secret_key
+    sealing.configure(key.get_secret_value() if key else None)
     engine = create_engine(settings.database.url)
     try:
         async with session_factory(engine)() as session, session.begin():
@@ -224,6 +227,16 @@ def _disable(args: argparse.Namespace, settings: Settings) -> int:
     return _run(settings, work)
 
 
+def _reseal(_args: argparse.Namespace, settings: Settings) -> int:
+    from smsgateway.clients.schemas import Resealed
+    from smsgateway.clients.service import reseal_secrets
+
+    async def work(session: AsyncSession) -> BaseModel:
+        return Resealed(resealed=await reseal_secrets(session))
+
+    return _run(settings, work)
+
+
 def _settings_options(parser: argparse.ArgumentParser, *, update: bool) -> None:
     reset = " ('{}' resets it)" if update else ""
     parser.add_argument(
@@ -302,3 +315,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     disable = commands.add_parser("disable", help="disable a client (its key stops working)")
     disable.add_argument("id")
     disable.set_defaults(handler=_disable)
+
+    reseal = commands.add_parser(
+        "reseal-secrets",
+        help="seal every webhook secret with the first key of SMSGW_SECRET_KEY (key rotation)",
+    )
+    reseal.set_defaults(handler=_reseal)

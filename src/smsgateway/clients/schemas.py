@@ -274,3 +274,7 @@ class AccountOut(BaseModel):
     credits_left: Credits | None = Field(description="null is unlimited")
     alert_threshold: Credits | None
     usage: Usage
+
+
+class Resealed(BaseModel):
+    resealed: int = Field(description="Webhook secrets sealed again with the first key")

@@ -7,10 +7,11 @@ import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgateway import sealing
 from smsgateway.clients.schemas import ClientCreate, ClientUpdate
 from smsgateway.config import WebhookSettings
 from smsgateway.credits import alert, ledger
@@ -246,3 +247,27 @@ async def ledger_page(
     """The client's ledger, newest first, ``limit`` rows after ``cursor``."""
     await get_client(session, client_id)
     return await ledger.ledger_page(session, client_id, limit=limit, cursor=cursor)
+
+
+async def reseal_secrets(session: AsyncSession) -> int:
+    """Seal every webhook secret with the first key of ``SMSGW_SECRET_KEY``; how many changed.
+
+    Secrets stored before a key was set are sealed; those sealed with an older
+    key are sealed again, so that key can then be dropped.
+    """
+    stored = (
+        await session.execute(
+            text("SELECT id, webhook_secret FROM api_clients WHERE webhook_secret IS NOT NULL")
+        )
+    ).all()
+    changed = 0
+    for client_id, raw in stored:
+        if sealing.is_sealed_with_first_key(raw):
+            continue
+        await session.execute(
+            update(ApiClient)
+            .where(ApiClient.id == client_id)
+            .values(webhook_secret=sealing.unseal(raw))
+        )
+        changed += 1
+    return changed

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from smsgateway.config.base import FROM_JSON, Group, Zone, variables
+from smsgateway.sealing import parse_keys
 
 
 class DatabaseSettings(Group):
@@ -73,6 +74,12 @@ class ApiSettings(Group):
     metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token for /metrics on the API port (or the admin token)"
     )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="SMSGW_SECRET_KEY",
+        description="Fernet keys, comma-separated, that seal webhook secrets at rest (the"
+        " first seals, all open)",
+    )
     auth_failures_per_minute: int = Field(
         default=10,
         ge=0,
@@ -97,6 +104,13 @@ class ApiSettings(Group):
         default_factory=lambda: {"/v1/campaigns": 20 * 1024 * 1024},
         description="Limits for path prefixes, e.g. campaign uploads",
     )
+
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_keys(value.get_secret_value())
+        return value
 
     @model_validator(mode="after")
     def _long_tokens(self) -> ApiSettings:

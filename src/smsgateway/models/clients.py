@@ -9,6 +9,7 @@ from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, Numeric, Stri
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smsgateway.db import Base, UTCDateTime, utcnow
+from smsgateway.sealing import Sealed
 from smsgateway.types import JsonType
 
 
@@ -33,7 +34,8 @@ class ApiClient(Base):
     allowed_ips: Mapped[list[Any]] = mapped_column(JsonType, default=list)
     rate_limit_per_second: Mapped[float | None] = mapped_column(Float, nullable=True)
     webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
-    webhook_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Sealed with SMSGW_SECRET_KEY when it is set (see smsgateway.sealing).
+    webhook_secret: Mapped[str | None] = mapped_column(Sealed(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
