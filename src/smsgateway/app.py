@@ -69,6 +69,7 @@ def create_app(
         BodySizeLimit,
         default_limit=settings.api.max_body_bytes,
         path_limits=settings.api.max_body_bytes_by_path,
+        read_timeout=settings.api.body_read_timeout_seconds,
     )
     trusted = settings.api.trusted_proxies
     app.add_middleware(

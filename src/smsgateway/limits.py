@@ -15,6 +15,7 @@ numbers anywhere else in a path (``PATCH /v1/phones/+33611223344``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -43,6 +44,14 @@ class BodyTooLarge(HTTPException):
         self.limit = limit
 
 
+class BodyReadTimeout(HTTPException):
+    """Raised from ``receive`` when a body's next part is slower than the read timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        detail = f"No part of the request body came for {seconds:g} s."
+        super().__init__(408, detail, headers={"Connection": "close"})
+
+
 def _detail(limit: int) -> str:
     return f"The request body is larger than the limit of {limit} bytes for this path."
 
@@ -66,9 +75,11 @@ class BodySizeLimit:
         *,
         default_limit: int = MIB,
         path_limits: Mapping[str, int] | None = None,
+        read_timeout: float | None = None,
     ) -> None:
         self.app = app
         self.default_limit = default_limit
+        self.read_timeout = read_timeout
         # Longest prefix first, so "/v1/campaigns/uploads" beats "/v1/campaigns".
         self.path_limits = sorted((path_limits or {}).items(), key=lambda item: -len(item[0]))
 
@@ -94,7 +105,11 @@ class BodySizeLimit:
 
         async def counting_receive() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                async with asyncio.timeout(self.read_timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyReadTimeout(self.read_timeout or 0) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
@@ -115,6 +130,12 @@ class BodySizeLimit:
             if started:
                 raise
             await _answer(scope, send, limit)
+        except BodyReadTimeout as slow:
+            if started:
+                raise
+            await _answer_problem(
+                send, Problem(408, "request-timeout", "Request timeout", str(slow.detail))
+            )
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -187,3 +208,14 @@ def install_log_scrubbing(*logger_names: str) -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, ScrubAccessLog) for f in logger.filters):
             logger.addFilter(ScrubAccessLog())
+
+
+async def _answer_problem(send: Send, problem: Problem) -> None:
+    body = json.dumps(problem.body()).encode()
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

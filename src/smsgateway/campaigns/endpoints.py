@@ -90,6 +90,9 @@ async def post_campaign(
     messages are created in the background and sent at the campaign rate, in
     marketing hours and out of each recipient's quiet hours.
     """
+    # No pooled connection is held while the upload streams in: a client
+    # trickling its file must not take the database from everyone else.
+    await session.close()
     async with _campaign_input(request) as (body, source):
         outcome = await create_campaign(session, runtime, client.id, body, source)
         if isinstance(outcome, CampaignDryRun):

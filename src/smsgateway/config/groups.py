@@ -98,6 +98,11 @@ class ApiSettings(Group):
         description="How long an API process keeps a client's row after reading it "
         "(0: read it on every request); changes made elsewhere take this long to apply",
     )
+    body_read_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait for the next part of a request body: a 408 past it",
+    )
     # 413 over the limit; per path prefix, the longest prefix wins.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_body_bytes_by_path: Annotated[dict[str, int], NoDecode, FROM_JSON] = Field(
