@@ -62,6 +62,9 @@ _COMMON = {
     "403": "This API key may not be used from this address",
     "413": "The request body is over the size limit of this path",
     "429": "Over the client's rate limit; retry after `Retry-After` seconds",
+    "429 guessing": "Too many wrong tokens from this address this minute; retry after "
+    "`Retry-After` seconds",
+    "408": "A part of the request body did not come within the read timeout",
     "503": "The database is unavailable, or the request conflicted with another one: "
     "nothing was stored; retry after `Retry-After` seconds",
 }
@@ -96,13 +99,15 @@ def _describe_operation(path: str, operation: dict[str, Any]) -> None:
     if path not in _NO_DATABASE:
         added.append("503")
     if "requestBody" in operation:
-        added += ["400", "413"]
+        added += ["400", "408", "413"]
     if any(p.get("name") == "cursor" for p in operation.get("parameters", [])):
         added.append("400 cursor")
     if operation.get("security"):
         added.append("401")
         if not path.startswith("/v1/admin/"):  # the admin token has no allowlist or rate
             added += ["403", "429"]
+    if path.startswith(("/v1/admin/", "/v1/providers/")):
+        added.append("429 guessing")  # see smsgateway.guessing
     for name in added:
         code = name.split()[0]
         responses.setdefault(code, {"description": _COMMON[name], "content": _problem_content()})
