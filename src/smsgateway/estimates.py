@@ -20,7 +20,7 @@ from smsgateway.deps import RuntimeDep, SessionDep, current_client
 from smsgateway.encoding import analyse
 from smsgateway.errors import PROBLEM_JSON
 from smsgateway.messages.schemas import Credits
-from smsgateway.numbers import InvalidNumber, normalise
+from smsgateway.numbers import InvalidNumber, sendable
 from smsgateway.templates.languages import canonical_language
 from smsgateway.templates.preview import render_template
 from smsgateway.templates.schemas import (
@@ -160,7 +160,7 @@ async def estimate(body: EstimateIn, session: SessionDep, runtime: RuntimeDep) -
     invalid: list[InvalidRecipient] = []
     for raw in body.to:
         try:
-            number = normalise(raw, settings.locale.default_region)
+            number = sendable(raw, settings.locale.default_region, settings.locale.allowed_types)
         except InvalidNumber as exc:
             invalid.append(InvalidRecipient(to=raw, reason=exc.reason, detail=str(exc)))
             continue

@@ -22,6 +22,7 @@ class PhoneNumber:
     e164: str
     country: str | None  # ISO 3166-1 alpha-2
     is_mobile: bool | None  # None when the numbering plan cannot tell
+    kind: str = "unknown"  # phonenumbers' type, lower case: mobile, fixed_line, premium_rate…
 
 
 NON_GEOGRAPHIC = "001"  # phonenumbers' region for country codes of no country
@@ -61,7 +62,35 @@ def normalise(raw: str, default_region: str | None = None) -> PhoneNumber:
         e164=phonenumbers.format_number(parsed, PhoneNumberFormat.E164),
         country=region,
         is_mobile=is_mobile,
+        kind=_KIND_NAMES.get(kind, "unknown"),
     )
+
+
+# Types that cost the sender a premium (toll fraud), and types that cannot get an SMS.
+PREMIUM_TYPES = frozenset({"premium_rate", "shared_cost", "uan"})
+NOT_MOBILE_TYPES = frozenset({"fixed_line", "toll_free", "voicemail", "pager"})
+NUMBER_TYPES = PREMIUM_TYPES | NOT_MOBILE_TYPES
+_KIND_NAMES = {
+    getattr(PhoneNumberType, name): name.lower()
+    for name in dir(PhoneNumberType)
+    if name.isupper() and isinstance(getattr(PhoneNumberType, name), int)
+}
+
+
+def sendable(raw: str, default_region: str | None, allowed: frozenset[str]) -> PhoneNumber:
+    """``normalise``, then refuse what no SMS should go to unless its type is ``allowed``.
+
+    ``InvalidNumber`` with reason ``premium_rate`` (premium rate, shared cost,
+    UAN) or ``not_mobile`` (fixed line, toll free, voicemail, pager).
+    """
+    number = normalise(raw, default_region)
+    if number.kind in allowed:
+        return number
+    if number.kind in PREMIUM_TYPES:
+        raise InvalidNumber("premium_rate", f"a {number.kind} number costs a premium to text")
+    if number.kind in NOT_MOBILE_TYPES:
+        raise InvalidNumber("not_mobile", f"a {number.kind} number cannot receive SMS")
+    return number
 
 
 def country_of(e164: str) -> str | None:

@@ -132,6 +132,7 @@ ADDED: list[tuple[str, str, str, Any]] = [
     ("SMSGW_WEBHOOK_PER_CLIENT_CONCURRENCY", "2", "webhooks.per_client_concurrency", 2),
     ("SMSGW_AUTH_FAILURES_PER_MINUTE", "3", "api.auth_failures_per_minute", 3),
     ("SMSGW_BODY_READ_TIMEOUT_SECONDS", "5", "api.body_read_timeout_seconds", 5.0),
+    ("SMSGW_ALLOW_NUMBER_TYPES", '["fixed_line"]', "locale.allow_number_types", ["fixed_line"]),
     ("SMSGW_METRICS_TOKEN", "m" * 32, "api.metrics_token", SecretStr("m" * 32)),
     ("SMSGW_MAX_SCHEDULE_DAYS", "30", "dispatch.max_schedule_days", 30.0),
     ("SMSGW_PROVIDER_LOOKUP_SHARE", "0.5", "provider.lookup_share", 0.5),

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from smsgateway.encoding import SmsParts, analyse
 from smsgateway.errors import Problem
-from smsgateway.numbers import InvalidNumber, normalise
+from smsgateway.numbers import InvalidNumber, sendable
 from smsgateway.pricing import Pricing
 
 NUMBER_COLUMN = "number"
@@ -131,6 +131,7 @@ class CampaignCsv:
         default_region: str | None,
         smart: bool,
         max_rows: int,
+        allowed_types: frozenset[str] = frozenset(),
     ) -> None:
         self._lines = _decoded_lines(source)
         first = next(self._lines, "")
@@ -145,6 +146,7 @@ class CampaignCsv:
         self._text = text
         self._pricing = pricing
         self._region = default_region
+        self._allowed = allowed_types
         self._smart = smart
         self._max_rows = max_rows
         self._seen: set[int] = set()
@@ -185,7 +187,7 @@ class CampaignCsv:
         if not raw:
             return BadRow(row, None, "no_phone", "the number column is empty")
         try:
-            number = normalise(raw, self._region)
+            number = sendable(raw, self._region, self._allowed)
         except InvalidNumber as exc:
             return BadRow(row, raw[:32], exc.reason, str(exc))
         key = int(number.e164[1:])

@@ -43,6 +43,7 @@ async def open_csv(source: BinaryIO, text: str, runtime: Runtime) -> CampaignCsv
         text,
         pricing=runtime.pricing,
         default_region=settings.locale.default_region,
+        allowed_types=settings.locale.allowed_types,
         smart=settings.templates.smart_encoding,
         max_rows=settings.campaigns.max_rows,
     )

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from smsgateway.config.base import FROM_JSON, Group, Zone, variables
+from smsgateway.numbers import NUMBER_TYPES
 from smsgateway.sealing import parse_keys
 
 
@@ -137,6 +138,23 @@ class LocaleSettings(Group):
         default=None,
         description="ISO country used to read numbers written without +country code",
     )
+    allow_number_types: Annotated[list[str], NoDecode, FROM_JSON] = Field(
+        default_factory=list,
+        description='Number types sent to despite the rule, e.g. ["fixed_line"] (premium_rate,'
+        " shared_cost, uan, fixed_line, toll_free, voicemail, pager)",
+    )
+
+    @field_validator("allow_number_types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - NUMBER_TYPES)
+        if unknown:
+            raise ValueError(f"unknown number types {unknown}; known: {sorted(NUMBER_TYPES)}")
+        return value
+
+    @property
+    def allowed_types(self) -> frozenset[str]:
+        return frozenset(self.allow_number_types)
 
 
 class VerificationSettings(Group):

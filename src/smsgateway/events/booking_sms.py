@@ -75,6 +75,7 @@ async def resolve_party(
         phone=party.phone,
         require_verified=settings.verification.required,
         default_region=settings.locale.default_region,
+        allowed_types=settings.locale.allowed_types,
     )
     if memo is not None:
         memo[key] = recipient

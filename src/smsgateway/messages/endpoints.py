@@ -54,6 +54,7 @@ async def post_message(
         phone=body.to,
         require_verified=False,
         default_region=runtime.settings.locale.default_region,
+        allowed_types=runtime.settings.locale.allowed_types,
     )
     message = build_message(
         runtime,

@@ -13,7 +13,7 @@ from sqlalchemy import and_, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.models.phones import NumberState, UserPhone
-from smsgateway.numbers import InvalidNumber, PhoneNumber, normalise
+from smsgateway.numbers import InvalidNumber, PhoneNumber, sendable
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,7 @@ async def resolve_recipient(
     phone: str | None,
     require_verified: bool,
     default_region: str | None,
+    allowed_types: frozenset[str] = frozenset(),
 ) -> Recipient:
     """Pick the number for a user and decide whether it may be texted.
 
@@ -42,7 +43,7 @@ async def resolve_recipient(
     """
     if phone is not None and user_ref is not None:
         try:
-            number = normalise(phone, default_region)
+            number = sendable(phone, default_region, allowed_types)
         except InvalidNumber:
             pass
         else:
@@ -61,7 +62,7 @@ async def resolve_recipient(
     if raw is None:
         return Recipient("", None, language, ("rejected", "no_phone"))
     try:
-        number = normalise(raw, default_region)
+        number = sendable(raw, default_region, allowed_types)
     except InvalidNumber as exc:
         return Recipient(raw[:64], None, language, ("rejected", exc.reason))
     state = await session.get(NumberState, number.e164)

@@ -39,7 +39,7 @@ from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message
 from smsgateway.models.phones import NumberState, UserPhone
 from smsgateway.models.status import Status
-from smsgateway.numbers import InvalidNumber, PhoneNumber, country_of, mask, normalise
+from smsgateway.numbers import InvalidNumber, PhoneNumber, country_of, mask, sendable
 from smsgateway.phones.codes import hash_code, new_code
 from smsgateway.runtime import Runtime
 from smsgateway.templates.languages import canonical_language
@@ -117,7 +117,7 @@ async def register(
     The SMS's credits are reserved here, so a 402 leaves nothing stored.
     """
     settings = runtime.settings
-    number = _parse(raw_phone, settings.locale.default_region)
+    number = _parse(raw_phone, settings.locale.default_region, settings.locale.allowed_types)
     _check_registrable(runtime, number, method)
     tag = canonical_language(language, field_name="body.language") if language else None
     client_id, service = client.id, settings.verification.service_name or client.name
@@ -272,10 +272,19 @@ async def _send_verification(
     return True
 
 
-def _parse(raw: str, default_region: str | None) -> PhoneNumber:
+def _parse(raw: str, default_region: str | None, allowed: frozenset[str]) -> PhoneNumber:
     try:
-        return normalise(raw, default_region)
+        return sendable(raw, default_region, allowed)
     except InvalidNumber as exc:
+        if exc.reason in ("premium_rate", "not_mobile"):
+            slug = exc.reason.replace("_", "-")
+            raise Problem(
+                422,
+                slug,
+                "Premium-rate number" if slug == "premium-rate" else "Not a mobile number",
+                f"{exc}: no verification SMS goes to it.",
+                errors=[{"field": "body.phone", "message": str(exc)}],
+            ) from None
         raise Problem(
             422,
             "invalid-phone",
