@@ -133,6 +133,18 @@ ADDED: list[tuple[str, str, str, Any]] = [
     ("SMSGW_AUTH_FAILURES_PER_MINUTE", "3", "api.auth_failures_per_minute", 3),
     ("SMSGW_BODY_READ_TIMEOUT_SECONDS", "5", "api.body_read_timeout_seconds", 5.0),
     ("SMSGW_ALLOW_NUMBER_TYPES", '["fixed_line"]', "locale.allow_number_types", ["fixed_line"]),
+    (
+        "SMSGW_VERIFICATION_PER_NUMBER_PER_HOUR",
+        "5",
+        "verification.per_number_per_hour",
+        5,
+    ),
+    (
+        "SMSGW_VERIFICATION_PER_CLIENT_PER_HOUR",
+        "50",
+        "verification.per_client_per_hour",
+        50,
+    ),
     ("SMSGW_METRICS_TOKEN", "m" * 32, "api.metrics_token", SecretStr("m" * 32)),
     ("SMSGW_MAX_SCHEDULE_DAYS", "30", "dispatch.max_schedule_days", 30.0),
     ("SMSGW_PROVIDER_LOOKUP_SHARE", "0.5", "provider.lookup_share", 0.5),

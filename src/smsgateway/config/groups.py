@@ -178,6 +178,14 @@ class VerificationSettings(Group):
         max_length=40,
         description="Name the verification SMS starts with; unset: the API client's name",
     )
+    per_number_per_hour: int = Field(
+        default=3,
+        ge=1,
+        description="Verification SMS to one number an hour, every user_ref and client together",
+    )
+    per_client_per_hour: int = Field(
+        default=200, ge=1, description="Verification SMS one client may have sent an hour"
+    )
 
 
 class TemplateSettings(Group):

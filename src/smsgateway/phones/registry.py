@@ -41,6 +41,7 @@ from smsgateway.models.phones import NumberState, UserPhone
 from smsgateway.models.status import Status
 from smsgateway.numbers import InvalidNumber, PhoneNumber, country_of, mask, sendable
 from smsgateway.phones.codes import hash_code, new_code
+from smsgateway.phones.pumping import VERIFICATION_EVENT, check_verification_limits
 from smsgateway.runtime import Runtime
 from smsgateway.templates.languages import canonical_language
 from smsgateway.texts import Method, verification_text
@@ -51,7 +52,6 @@ log = logging.getLogger(__name__)
 REPLY_WINDOW = timedelta(hours=48)
 # Replies reach OVHcloud's short numbers from French mobiles only.
 REPLY_COUNTRIES = frozenset({"FR"})
-VERIFICATION_EVENT = "phone.verification"
 
 EffectiveStatus = Literal["pending", "verified", "opted_out", "suspended"]
 
@@ -236,6 +236,7 @@ async def _send_verification(
     if effective_status(phone, state) in ("opted_out", "suspended"):
         return False
     settings = runtime.settings
+    await check_verification_limits(session, settings.verification, phone.client_id, number.e164)
     code = None
     if phone.method == "code":
         code = new_code()
