@@ -33,6 +33,7 @@ from smsgateway.observability.metrics import router as metrics_router
 from smsgateway.observability.middleware import ObservabilityMiddleware
 from smsgateway.openapi_problems import install as describe_problems
 from smsgateway.phones.endpoints import router as phones_router
+from smsgateway.privacy.endpoints import router as privacy_router
 from smsgateway.runtime import Runtime, build_runtime
 from smsgateway.templates.endpoints import router as templates_router
 from smsgateway.webhooks.endpoints import router as webhooks_router
@@ -127,6 +128,7 @@ def _include_routers(app: FastAPI) -> None:
         callbacks_router,
         incoming_router,
         webhooks_router,
+        privacy_router,
         admin_clients_router,
         health_router,
     ):

@@ -11,6 +11,7 @@ import httpx
 from smsgateway.campaigns.worker import CampaignWorker
 from smsgateway.messages.dispatcher import Dispatcher
 from smsgateway.messages.report_checks import ReportChecker
+from smsgateway.privacy.retention import Retention
 from smsgateway.replies.poller import ReplyPoller
 from smsgateway.runtime import Runtime
 from smsgateway.webhooks.sender import WebhookSender
@@ -49,6 +50,7 @@ async def run_workers(
             ReplyPoller(runtime).run(stop),
             ReportChecker(runtime).run(stop),
             CampaignWorker(runtime, worker_id=worker_id).run(stop),
+            Retention(runtime).run(stop),
         )
         if not watchdog:
             await loops

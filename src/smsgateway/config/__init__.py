@@ -6,7 +6,7 @@ field names itself (``SMSGW_LEASE_SECONDS``). The variable is each field's valid
 alias, so an error in the environment names the variable to fix; in Python a field is
 given by its name (``OvhSettings(sender="Acme")``).
 
-A new setting goes into the group of its concern (``groups.py``) under a flat
+A new setting goes into the group of its concern (``groups.py``, ``api.py``) under a flat
 ``SMSGW_*`` name, never a nested one (``SMSGW_OVH__SENDER``); ``tests/config/test_settings.py``
 lists every variable.
 """
@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from smsgateway.config.api import ApiSettings, RetentionSettings, WebhookSettings
 from smsgateway.config.groups import (
-    ApiSettings,
     CampaignSettings,
     DatabaseSettings,
     DeliveryReportSettings,
@@ -36,7 +36,6 @@ from smsgateway.config.groups import (
     ReplySettings,
     TemplateSettings,
     VerificationSettings,
-    WebhookSettings,
     WorkerSettings,
 )
 
@@ -56,6 +55,7 @@ __all__ = [
     "QuietHoursSettings",
     "ReminderSettings",
     "ReplySettings",
+    "RetentionSettings",
     "Settings",
     "TemplateSettings",
     "VerificationSettings",
@@ -86,6 +86,7 @@ class Settings(BaseModel):
     delivery_reports: DeliveryReportSettings = Field(default_factory=DeliveryReportSettings)
     replies: ReplySettings = Field(default_factory=ReplySettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     reminders: ReminderSettings = Field(default_factory=ReminderSettings)
     quiet_hours: QuietHoursSettings = Field(default_factory=QuietHoursSettings)
     marketing: MarketingHoursSettings = Field(default_factory=MarketingHoursSettings)
