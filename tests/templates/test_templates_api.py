@@ -203,7 +203,7 @@ async def test_history_keeps_who_when_old_and_new_text(
     other = "/v1/templates/booking.refused/asker/en"
     assert (await put(http, other, "Sorry: {booking_title} was declined.")).is_success
 
-    history = (await http.get(f"{ACCEPTED}/FR/history", headers=auth)).json()
+    history = (await http.get(f"{ACCEPTED}/FR/history", headers=ADMIN)).json()
     assert [
         (c["action"], c["old_text"], c["new_text"], c["changed_by"]) for c in history["items"]
     ] == [
@@ -211,6 +211,10 @@ async def test_history_keeps_who_when_old_and_new_text(
         ("put", SHORT_FR, second, "bob"),
         ("put", None, SHORT_FR, "alice"),
     ]
+    # A client's key sees the changes, not who among the operators made them.
+    for path in (f"{ACCEPTED}/FR/history", "/v1/template-changes"):
+        seen = (await http.get(path, headers=auth)).json()["items"]
+        assert seen and {c["changed_by"] for c in seen} == {"ops"}
     assert all(c["language"] == "fr" and c["changed_at"] for c in history["items"])
     assert history["next_before"] is None
 

@@ -54,14 +54,20 @@ async def require_reader(
     runtime: RuntimeDep,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_or_client)],
-) -> None:
+) -> bool:
     """Let in the admin token, or a client's API key with that client's usual checks
-    (IP allowlist, rate limit); 401 for anything else.
+    (IP allowlist, rate limit); 401 for anything else. True for the admin.
     """
     try:
         check_admin(runtime, credentials)
     except Problem:
         await current_client(session, credentials, request=request)
+        return False
+    return True
+
+
+# Who made a change is the operators' business: a client's key sees "ops".
+IsAdmin = Annotated[bool, Depends(require_reader)]
 
 
 async def actor_of(
@@ -202,7 +208,6 @@ async def delete_template(
 @router.get(
     "/v1/templates/{type}/{role}/{language}/history",
     response_model=TemplateChangeList,
-    dependencies=[Reader],
     responses={**_PATH_ERRORS, 404: {"description": "Unknown (type, role)", **_PROBLEM}},
     summary="Changes of one template",
 )
@@ -211,34 +216,38 @@ async def template_history(
     role: RolePath,
     language: LanguagePath,
     session: SessionDep,
+    is_admin: IsAdmin,
     limit: Limit = 100,
     before: Before = None,
 ) -> TemplateChangeList:
-    """Every change of this template, newest first: who, when, old and new text."""
+    """Every change of this template, newest first: who (for the admin token; "ops" for a
+    client's key), when, old and new text."""
     service.offered_placeholders(type, role)
     tag = canonical_language(language)
     changes = await service.list_changes(
         session, event_type=type, role=role, language=tag, limit=limit, before=before
     )
-    return _page(changes, limit)
+    return _page(changes, limit, show_actor=is_admin)
 
 
 @router.get(
     "/v1/template-changes",
     response_model=TemplateChangeList,
-    dependencies=[Reader],
     responses=_READ_ERRORS,
     summary="All template changes",
 )
 async def template_changes(
-    session: SessionDep, limit: Limit = 100, before: Before = None
+    session: SessionDep, is_admin: IsAdmin, limit: Limit = 100, before: Before = None
 ) -> TemplateChangeList:
     """Every template change, newest first."""
-    return _page(await service.list_changes(session, limit=limit, before=before), limit)
+    changes = await service.list_changes(session, limit=limit, before=before)
+    return _page(changes, limit, show_actor=is_admin)
 
 
-def _page(changes: list[TemplateChange], limit: int) -> TemplateChangeList:
+def _page(changes: list[TemplateChange], limit: int, *, show_actor: bool) -> TemplateChangeList:
     items = [TemplateChangeOut.of(c) for c in changes]
+    if not show_actor:
+        items = [item.model_copy(update={"changed_by": "ops"}) for item in items]
     # A full page may have more behind it; an empty next page is the (cheap) worst case.
     return TemplateChangeList(
         items=items, next_before=items[-1].id if len(items) == limit else None
