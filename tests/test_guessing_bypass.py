@@ -41,4 +41,6 @@ async def test_admin_token_guesses_elsewhere_are_cut_too(
         answer = await attacker.request(method, path, headers=wrong, json={"text": "x"})
         assert answer.status_code == 401
     guess = {"Authorization": "Bearer guess-99-0123456789abcdef0123456789"}
-    assert (await attacker.request(method, path, headers=guess, json={"text": "x"})).status_code == 429
+    assert (
+        await attacker.request(method, path, headers=guess, json={"text": "x"})
+    ).status_code == 429
