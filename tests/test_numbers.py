@@ -88,3 +88,13 @@ async def test_the_setting_lets_a_type_through(
     runtime.settings.locale.allow_number_types = ["fixed_line"]
     sent = await http.post("/v1/messages", json={"to": NOT_MOBILE[0], "text": "Hi"}, headers=auth)
     assert sent.json()["status"] == "queued", sent.text
+
+
+@pytest.mark.parametrize("number", ["+447012345678", "+447000123456"])
+def test_uk_personal_numbers_are_refused(number: str) -> None:
+    # UK 070 "personal numbers" forward anywhere and are billed at premium rates:
+    # Ofcom's textbook toll-fraud range. phonenumbers types them PERSONAL_NUMBER,
+    # which is in neither PREMIUM_TYPES nor NOT_MOBILE_TYPES.
+    with pytest.raises(InvalidNumber) as refused:
+        sendable(number, None, frozenset())
+    assert refused.value.reason in ("premium_rate", "not_mobile")

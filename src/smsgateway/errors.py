@@ -71,10 +71,18 @@ _TOKEN_SEGMENT = re.compile(r"^[A-Za-z0-9_\-.~%]{24,}$")
 _ID_SEGMENT = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
 
 
+# A number spelled with separators: "+33 6 11…", "06.11…", "+33(0)6…", "+33-611-…".
+_SPELLED_NUMBER = re.compile(r"^[+0(][\d\s().\-/]+$")
+
+
 def redact_segment(segment: str) -> str:
     """A path segment as logs and answers may show it: numbers masked, tokens hidden."""
     if _PHONE_SEGMENT.match(segment):
         return mask(unquote(segment))
+    spelled = unquote(segment).strip()
+    digits = "".join(ch for ch in spelled.replace("(0)", "") if ch.isdigit())
+    if len(digits) >= 6 and _SPELLED_NUMBER.match(spelled):
+        return mask(("+" if spelled.startswith("+") else "") + digits)
     if _TOKEN_SEGMENT.match(segment) and not _ID_SEGMENT.match(segment):
         return "{redacted}"
     return segment

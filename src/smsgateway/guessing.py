@@ -1,9 +1,10 @@
 """Guessing a token is slow: failed authentications are counted per source address.
 
-The admin token guards ``/v1/admin``; the callback token is a path segment of
-``/v1/providers/…``. Each source address may fail ``per_minute`` times a minute
-on each of the two (a ``401`` on the admin routes, a ``404`` on the callbacks);
-past that, every request of that kind from it is a ``429`` with
+Every token is counted: the admin token, the metrics token and API keys (a
+``401`` anywhere), and the callback token, a path segment of
+``/v1/providers/…`` (a ``404`` there). Each source address may fail
+``per_minute`` times a minute on each of the two kinds; past that, every
+request of that kind from it (health checks aside) is a ``429`` with
 ``Retry-After`` until the minute ends, a right token included, so guessing
 stays at ``per_minute`` tries a minute. ``address`` gives the caller's
 address as the allowlists see it (trusted proxies' ``X-Forwarded-For``
@@ -25,8 +26,8 @@ from smsgateway.errors import PROBLEM_JSON, Problem
 
 log = logging.getLogger(__name__)
 
-# Path prefix -> the status a wrong token gets there.
-GUARDED = {"/v1/admin": 401, "/v1/providers/": 404}
+CALLBACKS = "/v1/providers/"
+UNGUARDED = frozenset({"/healthz", "/readyz"})
 MAX_ADDRESSES = 100_000
 
 
@@ -49,11 +50,11 @@ class FailedAuthThrottle:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", ""))
-        guarded = next((p for p in GUARDED if path.startswith(p)), None)
-        if scope["type"] != "http" or guarded is None or self.per_minute <= 0:
+        if scope["type"] != "http" or path in UNGUARDED or self.per_minute <= 0:
             await self.app(scope, receive, send)
             return
-        key = f"{guarded}|{self.address(scope) or '-'}"
+        kind, failure = ("callback", 404) if path.startswith(CALLBACKS) else ("token", 401)
+        key = f"{kind}|{self.address(scope) or '-'}"
         minute = int(self.clock() // 60)
         window, failures = self._failures.get(key, (minute, 0))
         if window == minute and failures >= self.per_minute:
@@ -68,7 +69,7 @@ class FailedAuthThrottle:
             await send(message)
 
         await self.app(scope, receive, watching_send)
-        if status == GUARDED[guarded]:
+        if status == failure:
             self._failed(key, minute)
 
     def _failed(self, key: str, minute: int) -> None:

@@ -67,7 +67,8 @@ def normalise(raw: str, default_region: str | None = None) -> PhoneNumber:
 
 
 # Types that cost the sender a premium (toll fraud), and types that cannot get an SMS.
-PREMIUM_TYPES = frozenset({"premium_rate", "shared_cost", "uan"})
+# Personal numbers (UK 070) forward anywhere at premium rates: a classic toll-fraud range.
+PREMIUM_TYPES = frozenset({"premium_rate", "shared_cost", "uan", "personal_number"})
 NOT_MOBILE_TYPES = frozenset({"fixed_line", "toll_free", "voicemail", "pager"})
 NUMBER_TYPES = PREMIUM_TYPES | NOT_MOBILE_TYPES
 _KIND_NAMES = {
@@ -81,7 +82,7 @@ def sendable(raw: str, default_region: str | None, allowed: frozenset[str]) -> P
     """``normalise``, then refuse what no SMS should go to unless its type is ``allowed``.
 
     ``InvalidNumber`` with reason ``premium_rate`` (premium rate, shared cost,
-    UAN) or ``not_mobile`` (fixed line, toll free, voicemail, pager).
+    UAN, personal number) or ``not_mobile`` (fixed line, toll free, voicemail, pager).
     """
     number = normalise(raw, default_region)
     if number.kind in allowed:

@@ -94,7 +94,7 @@ def _resolving_to(*answers: str) -> Any:
     """A ``getaddrinfo`` that gives each answer in turn (the last one then on)."""
     given = list(answers)
 
-    async def getaddrinfo(host: str, port: int, **_: Any) -> list[Any]:
+    def getaddrinfo(host: str, port: int, *_: Any, **__: Any) -> list[Any]:
         address = given.pop(0) if len(given) > 1 else given[0]
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
@@ -116,8 +116,7 @@ async def test_a_name_rebound_to_loopback_after_the_check_is_not_connected_to(
 
     server = await asyncio.start_server(receiver, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    loop = asyncio.get_running_loop()
-    monkeypatch.setattr(loop, "getaddrinfo", _resolving_to(PUBLIC, "127.0.0.1"))
+    monkeypatch.setattr(socket, "getaddrinfo", _resolving_to(PUBLIC, "127.0.0.1"))
     runtime.settings.webhooks.allow_private_networks = False
     try:
         body = {"name": "rebinder", "webhook_url": f"http://hooks.rebind.example:{port}/h"}
@@ -154,9 +153,8 @@ async def test_a_delivery_goes_to_the_checked_address_with_its_own_host(
 
     server = await asyncio.start_server(receiver, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    loop = asyncio.get_running_loop()
     # Checked, the name gives the receiver's address; asked again, another one.
-    monkeypatch.setattr(loop, "getaddrinfo", _resolving_to("127.0.0.1", "127.0.0.2"))
+    monkeypatch.setattr(socket, "getaddrinfo", _resolving_to("127.0.0.1", "127.0.0.2"))
     monkeypatch.setattr(outbound, "is_public", lambda address: address == "127.0.0.1")
     try:
         url = f"http://hooks.shop.example:{port}/sms?x=1"
@@ -170,7 +168,7 @@ async def test_a_delivery_goes_to_the_checked_address_with_its_own_host(
         assert f"host: hooks.shop.example:{port}".encode() in seen[0].lower()
     finally:
         server.close()
-    monkeypatch.setattr(loop, "getaddrinfo", _resolving_to("127.0.0.1"))
+    monkeypatch.setattr(socket, "getaddrinfo", _resolving_to("127.0.0.1"))
     target = await pin(url, allow_private=False)
     assert str(target.url) == f"http://127.0.0.1:{port}/sms?x=1"
     https = await pin("https://hooks.shop.example/x", allow_private=False)
@@ -180,13 +178,13 @@ async def test_a_delivery_goes_to_the_checked_address_with_its_own_host(
 async def test_pin_refuses_a_name_with_any_internal_address(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def mixed(host: str, port: int, **_: Any) -> list[Any]:
+    def mixed(host: str, port: int, *_: Any, **__: Any) -> list[Any]:
         return [
             (socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, port)),
             (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port)),
         ]
 
-    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", mixed)
+    monkeypatch.setattr(socket, "getaddrinfo", mixed)
     with pytest.raises(BlockedDestination):
         await pin("https://hooks.mixed.example/x", allow_private=False)
 

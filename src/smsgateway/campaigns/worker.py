@@ -37,6 +37,8 @@ from smsgateway.messages.schedule import campaign_due, in_marketing_hours
 from smsgateway.messages.service import announce_queued, build_message
 from smsgateway.models.campaigns import Campaign, CampaignChunk
 from smsgateway.models.messages import Message
+from smsgateway.models.phones import ErasedNumber
+from smsgateway.numbers import receiver_key
 from smsgateway.runtime import Runtime
 from smsgateway.workers.claim import claim_rows, default_worker_id
 from smsgateway.workers.loop import SupervisedLoop, error_backoff
@@ -151,11 +153,20 @@ class CampaignWorker:
             assert campaign is not None
             text, start = campaign.text, campaign.next_row
             reader = await open_csv(source, text, self.runtime)
+            erased = await erased_since(session, campaign.client_id, campaign.created_at)
             seen = 0
             size = self.settings.campaigns.batch_size
             async for batch in judged_batches(session, reader, size):
                 # Rows before next_row have their messages already (an earlier holder).
-                fresh = batch[max(0, start - seen) :]
+                fresh = [
+                    (
+                        row,
+                        "erased"
+                        if isinstance(row, GoodRow) and receiver_key(row.to) in erased
+                        else refusal,
+                    )
+                    for row, refusal in batch[max(0, start - seen) :]
+                ]
                 seen += len(batch)
                 if fresh and not await self._create_batch(session, campaign_id, fresh, seen):
                     await session.rollback()
@@ -262,3 +273,13 @@ class CampaignWorker:
 
     def _lease(self) -> timedelta:
         return timedelta(seconds=self.settings.worker.lease_seconds)
+
+
+async def erased_since(session: AsyncSession, client_id: str, since: datetime) -> set[str]:
+    """Keys of the numbers the client erased since ``since`` (they get no message)."""
+    rows = await session.scalars(
+        select(ErasedNumber.number_key).where(
+            ErasedNumber.client_id == client_id, ErasedNumber.erased_at >= since
+        )
+    )
+    return set(rows)

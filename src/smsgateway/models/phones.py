@@ -55,3 +55,26 @@ class NumberState(Base):
     opted_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VerificationSend(Base):
+    """One verification SMS sent, counted by ``phones.pumping``: a key of its number
+    (``numbers.receiver_key``), not the number, so erasing the number keeps the count."""
+
+    __tablename__ = "verification_sends"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    number_key: Mapped[str] = mapped_column(String(32), index=True)
+    client_id: Mapped[str] = mapped_column(String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ErasedNumber(Base):
+    """A number a client erased (``privacy.erasure``), by key: a campaign whose file
+    still holds it skips it instead of texting it again."""
+
+    __tablename__ = "erased_numbers"
+
+    client_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    number_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -8,8 +8,8 @@ all user_refs and clients together, and at most
 ``SMSGW_VERIFICATION_PER_CLIENT_PER_HOUR`` (200) for one client. Past either,
 the request is a ``429`` with ``Retry-After`` (when the oldest of the hour's
 SMS leaves the window) and nothing is stored or sent. The hour is the
-database's; the count is of the SMS themselves, so a DELETE and a new PUT do
-not reset it.
+database's; the count is of the SMS sent, by a key of the number (kept a day),
+so neither a DELETE and a new PUT nor an erasure resets it.
 """
 
 from __future__ import annotations
@@ -17,34 +17,46 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.config import VerificationSettings
 from smsgateway.db import utcnow
 from smsgateway.errors import Problem
-from smsgateway.models.messages import Message
+from smsgateway.models.phones import VerificationSend
+from smsgateway.numbers import receiver_key
 
 VERIFICATION_EVENT = "phone.verification"
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 
 async def check_verification_limits(
     session: AsyncSession, settings: VerificationSettings, client_id: str, e164: str
 ) -> None:
-    """A 429 problem when one more verification SMS would pass a limit."""
+    """Count one more verification SMS, or a 429 problem when it would pass a limit.
+
+    Counted from ``verification_sends`` (a key of the number, kept when the
+    number is erased), under a lock per number on PostgreSQL, so concurrent
+    registrations of one number take turns.
+    """
+    key = receiver_key(e164)
+    if session.get_bind().dialect.name == "postgresql":
+        lock = int(key[:15], 16)
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
     now = utcnow()
-    since = now - HOUR
-    recent = select(func.count(), func.min(Message.created_at)).where(
-        Message.event_type == VERIFICATION_EVENT, Message.created_at > since
+    recent = select(func.count(), func.min(VerificationSend.created_at)).where(
+        VerificationSend.created_at > now - HOUR
     )
     for condition, limit, what in (
-        (Message.to == e164, settings.per_number_per_hour, "this number"),
-        (Message.client_id == client_id, settings.per_client_per_hour, "this client"),
+        (VerificationSend.number_key == key, settings.per_number_per_hour, "this number"),
+        (VerificationSend.client_id == client_id, settings.per_client_per_hour, "this client"),
     ):
         count, oldest = (await session.execute(recent.where(condition))).one()
         if count >= limit:
             raise _limited(what, limit, oldest, now)
+    session.add(VerificationSend(number_key=key, client_id=client_id, created_at=now))
+    await session.execute(delete(VerificationSend).where(VerificationSend.created_at < now - DAY))
 
 
 def _limited(what: str, limit: int, oldest: datetime | None, now: datetime) -> Problem:

@@ -17,19 +17,23 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgateway.db import utcnow
 from smsgateway.messages.lifecycle import settle_queued
 from smsgateway.models.callbacks import IncomingMessage
+from smsgateway.models.campaigns import Campaign
 from smsgateway.models.events import BookingEvent, BookingRequest
 from smsgateway.models.messages import Message
-from smsgateway.models.phones import UserPhone
+from smsgateway.models.phones import ErasedNumber, UserPhone
 from smsgateway.models.status import Status
 from smsgateway.models.webhooks import WebhookDelivery
+from smsgateway.numbers import receiver_key
 from smsgateway.privacy.redaction import (
     REDACTED,
     masked,
     mentions,
     redacted_answer,
     redacted_payload,
+    without,
 )
 
 
@@ -67,6 +71,20 @@ async def erase_number(session: AsyncSession, client_id: str, e164: str) -> Eras
     ).all()
     for message in messages:
         message.text, message.to = REDACTED, masked(message.to)
+    # Its booking requests: closed (a reply from the number no longer decides them).
+    requests = (
+        await session.scalars(
+            select(BookingRequest).where(
+                BookingRequest.client_id == client_id, BookingRequest.number == e164
+            )
+        )
+    ).all()
+    for request in requests:
+        request.number = masked(request.number)
+        if request.status == "open":
+            request.status, request.decided_at = "closed", utcnow()
+    await _record(session, client_id, e164)
+    await _redact_campaigns(session, client_id, e164)
     return Erased(
         registrations=len(registrations),
         cancelled=len(cancelled),
@@ -109,3 +127,18 @@ async def _redact_replies(session: AsyncSession, client_id: str, e164: str) -> i
     for reply in replies:
         reply.text, reply.sender = REDACTED, masked(reply.sender)
     return len(replies)
+
+
+async def _record(session: AsyncSession, client_id: str, e164: str) -> None:
+    """Remember the erasure by a key of the number: campaigns being made skip it."""
+    key = receiver_key(e164)
+    if await session.get(ErasedNumber, (client_id, key)) is None:
+        session.add(ErasedNumber(client_id=client_id, number_key=key, erased_at=utcnow()))
+    await session.flush()
+
+
+async def _redact_campaigns(session: AsyncSession, client_id: str, e164: str) -> None:
+    """Rows of the client's campaign summaries (samples, skipped, invalid) that name it go."""
+    for campaign in await session.scalars(select(Campaign).where(Campaign.client_id == client_id)):
+        if mentions(campaign.summary, e164):
+            campaign.summary = without(campaign.summary, e164)

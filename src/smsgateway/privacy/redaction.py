@@ -44,3 +44,12 @@ def mentions(payload: Any, number: str) -> bool:
     if isinstance(payload, list):
         return any(mentions(item, number) for item in payload)
     return bool(payload == number)
+
+
+def without(payload: Any, number: str) -> Any:
+    """``payload`` with every list item that names ``number`` left out (nested anywhere)."""
+    if isinstance(payload, dict):
+        return {key: without(value, number) for key, value in payload.items()}
+    if isinstance(payload, list):
+        return [without(item, number) for item in payload if not mentions(item, number)]
+    return payload

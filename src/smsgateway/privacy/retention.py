@@ -2,7 +2,8 @@
 
 Once older than that, what identifies a person is redacted (``redaction``):
 finished messages' texts and numbers, replies' texts and senders, the
-payloads of webhooks that are done, and stored event answers. A pass works
+numbers of booking requests that are decided, the payloads of webhooks that
+are done, and stored event answers. A pass works
 through ``BATCH`` rows of each table a transaction, oldest first, every
 ``SMSGW_RETENTION_CHECK_SECONDS`` (an hour); 0 days turns it off. Messages
 still queued or waiting for their report, and webhooks still pending, are
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.db import utcnow
 from smsgateway.models.callbacks import IncomingMessage
-from smsgateway.models.events import BookingEvent
+from smsgateway.models.events import BookingEvent, BookingRequest
 from smsgateway.models.messages import Message
 from smsgateway.models.status import FINAL
 from smsgateway.models.webhooks import WebhookDelivery
@@ -82,6 +83,19 @@ class Retention:
             )
             for reply in replies:
                 reply.text, reply.sender = REDACTED, masked(reply.sender)
+                done += 1
+            requests = await session.scalars(
+                select(BookingRequest)
+                .where(
+                    BookingRequest.created_at < before,
+                    BookingRequest.status != "open",
+                    BookingRequest.number.not_like("%*%"),
+                )
+                .order_by(BookingRequest.created_at)
+                .limit(BATCH)
+            )
+            for request in requests:
+                request.number = masked(request.number)
                 done += 1
             done += await self._webhooks(session, before)
             done += await self._events(session, before)

@@ -20,7 +20,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import httpx
 
@@ -41,10 +44,18 @@ def check_syntax(url: str) -> str:
     return url
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def is_public(address: str) -> bool:
+    """Public, and so is any IPv4 address it carries (mapped, NAT64, 6to4, Teredo)."""
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        carried = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+        if ip in _NAT64:
+            carried.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if any(inner is not None and not is_public(str(inner)) for inner in carried):
+            return False
     return ip.is_global and not ip.is_multicast
 
 
@@ -54,9 +65,8 @@ async def public_addresses(host: str, port: int) -> list[str]:
         ipaddress.ip_address(host)
         addresses = [host]
     except ValueError:
-        loop = asyncio.get_running_loop()
         try:
-            found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            found = await _resolve(host, port)
         except (OSError, UnicodeError):
             raise BlockedDestination("the host name does not resolve") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
@@ -98,6 +108,27 @@ async def pin(url: str, *, allow_private: bool) -> Pinned:
     host_header = parsed.netloc.decode("ascii")
     extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
     return Pinned(parsed.copy_with(host=address), {"Host": host_header}, extensions)
+
+
+# Webhook names are resolved on threads of their own, never the event loop's shared
+# pool, and one lookup per name at a time: a client whose name server never answers
+# holds one of these threads (until the resolver gives up), not everyone's.
+_RESOLVER = ThreadPoolExecutor(max_workers=16, thread_name_prefix="webhook-dns")
+_in_flight: dict[tuple[int, str, int], asyncio.Future[list[Any]]] = {}
+
+
+async def _resolve(host: str, port: int) -> list[Any]:
+    loop = asyncio.get_running_loop()
+    key = (id(loop), host, port)
+    pending = _in_flight.get(key)
+    if pending is None:
+        pending = loop.run_in_executor(
+            _RESOLVER, partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        )
+        _in_flight[key] = pending
+        pending.add_done_callback(lambda _: _in_flight.pop(key, None))
+    # Shielded: a delivery cut by its deadline leaves the lookup to the others waiting.
+    return await asyncio.shield(pending)
 
 
 def _default_port(url: httpx.URL) -> int:

@@ -28,9 +28,10 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import String, and_, case, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgateway import sealing
 from smsgateway.db import utcnow
 from smsgateway.models.clients import ApiClient
 from smsgateway.models.webhooks import WebhookDelivery
@@ -154,7 +155,9 @@ class WebhookSender:
                         select(
                             ApiClient.id,
                             ApiClient.webhook_url,
-                            ApiClient.webhook_secret,
+                            # Opened row by row below: one unreadable secret stops
+                            # only its own client's webhooks.
+                            type_coerce(ApiClient.webhook_secret, String).label("sealed"),
                             ApiClient.disabled_at,
                         ).where(ApiClient.id.in_({row.client_id for row in rows}))
                     )
@@ -185,9 +188,10 @@ class WebhookSender:
                 ended[row.id] = "webhook URL removed"
             elif per_client and held[row.client_id] >= slots:
                 over.append(row.id)
+            elif (secret := _secret(client)) is None:
+                ended[row.id] = "secret unreadable"
             else:
                 held[row.client_id] += 1
-                secret = client.webhook_secret or ""
                 due.append(
                     _Due(
                         row.id,
@@ -293,3 +297,12 @@ async def _put_back(session: AsyncSession, over: list[str], ended: dict[str, str
             )
             .execution_options(synchronize_session=False)
         )
+
+
+def _secret(client: Any) -> str | None:
+    """The client's webhook secret, or None when no key of SMSGW_SECRET_KEY opens it."""
+    try:
+        return sealing.unseal(client.sealed) if client.sealed else ""
+    except sealing.SealedUnreadable as exc:
+        log.error("client %s: webhook secret unreadable (%s)", client.id, exc)
+        return None

@@ -1,4 +1,4 @@
-"""Attack: ways around the hourly verification-SMS limit per number."""
+"""ways around the hourly verification-SMS limit per number."""
 
 from __future__ import annotations
 

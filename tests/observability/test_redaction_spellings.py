@@ -1,4 +1,4 @@
-"""Attack: numbers in paths spelled the way people write them reach logs and problems."""
+"""numbers in paths spelled the way people write them reach logs and problems."""
 
 from __future__ import annotations
 

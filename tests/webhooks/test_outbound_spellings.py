@@ -1,4 +1,4 @@
-"""Attack: address forms the public-address check lets through."""
+"""address forms the public-address check lets through."""
 
 from __future__ import annotations
 

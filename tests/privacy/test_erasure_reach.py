@@ -1,4 +1,4 @@
-"""Attack: what POST /v1/erasures leaves behind."""
+"""what POST /v1/erasures leaves behind."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Attack: one tenant's webhook host slowing every other tenant's webhooks."""
+"""one tenant's webhook host slowing every other tenant's webhooks."""
 
 from __future__ import annotations
 
