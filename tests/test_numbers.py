@@ -11,7 +11,7 @@ import pytest
 
 from smsgateway.numbers import InvalidNumber, sendable
 from smsgateway.runtime import Runtime
-from tests.conftest import booking_event
+from tests.conftest import ADMIN_TOKEN, booking_event
 
 PREMIUM = ["+33891123456", "+33884012345", "+33806123456", "+449012345678"]
 NOT_MOBILE = ["+33123456789", "+33801234567", "+441212345678", "+447640123456"]
@@ -98,3 +98,69 @@ def test_uk_personal_numbers_are_refused(number: str) -> None:
     with pytest.raises(InvalidNumber) as refused:
         sendable(number, None, frozenset())
     assert refused.value.reason in ("premium_rate", "not_mobile")
+
+
+async def test_a_client_texts_only_its_allowed_countries(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    created = await http.post(
+        "/v1/admin/clients",
+        json={"name": "french-only", "allowed_countries": ["FR"]},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["allowed_countries"] == ["FR"]
+    auth = {"Authorization": f"Bearer {created.json()['api_key']}"}
+    uk, fr = MOBILE[1], MOBILE[0]
+    refused = await http.post("/v1/messages", json={"to": uk, "text": "Hi"}, headers=auth)
+    assert (refused.json()["status"], refused.json()["reason"]) == (
+        "rejected",
+        "country_not_allowed",
+    )
+    sent = await http.post("/v1/messages", json={"to": fr, "text": "Hi"}, headers=auth)
+    assert sent.json()["status"] == "queued", sent.text
+
+    event = booking_event()
+    event["offeror"]["phone"] = uk
+    accepted = await http.post("/v1/booking-events", json=event, headers=auth)
+    reasons = {m["reason"] for m in accepted.json()["messages"] if m["status"] == "rejected"}
+    assert reasons == {"country_not_allowed"}
+
+    csv = f"number\n{uk}\n{fr}\n"
+    dry = await http.post(
+        "/v1/campaigns",
+        json={"name": "S", "text": "Sale", "csv": csv, "dry_run": True},
+        headers=auth,
+    )
+    summary = dry.json()["summary"]
+    assert (summary["recipients"], summary["skipped"]["country_not_allowed"]) == (1, 1)
+
+    registered = await http.put(
+        "/v1/users/u-7/phone", json={"phone": uk, "method": "code"}, headers=auth
+    )
+    assert registered.status_code == 422, registered.text
+    assert registered.json()["type"].endswith("/country-not-allowed")
+
+
+async def test_the_server_default_applies_to_clients_without_a_list(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    runtime.settings.api.default_allowed_countries = ["GB"]
+    created = await http.post(
+        "/v1/admin/clients",
+        json={"name": "default-list"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert created.json()["allowed_countries"] is None
+    auth = {"Authorization": f"Bearer {created.json()['api_key']}"}
+    refused = await http.post("/v1/messages", json={"to": MOBILE[0], "text": "Hi"}, headers=auth)
+    assert refused.json()["reason"] == "country_not_allowed"
+    everywhere = await http.patch(
+        f"/v1/admin/clients/{created.json()['id']}",
+        json={"allowed_countries": []},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert everywhere.status_code == 200, everywhere.text
+    runtime.client_cache.clear()
+    sent = await http.post("/v1/messages", json={"to": MOBILE[0], "text": "Hi"}, headers=auth)
+    assert sent.json()["status"] == "queued", sent.text

@@ -78,13 +78,21 @@ _KIND_NAMES = {
 }
 
 
-def sendable(raw: str, default_region: str | None, allowed: frozenset[str]) -> PhoneNumber:
+def sendable(
+    raw: str,
+    default_region: str | None,
+    allowed: frozenset[str],
+    countries: frozenset[str] = frozenset(),
+) -> PhoneNumber:
     """``normalise``, then refuse what no SMS should go to unless its type is ``allowed``.
 
     ``InvalidNumber`` with reason ``premium_rate`` (premium rate, shared cost,
-    UAN, personal number) or ``not_mobile`` (fixed line, toll free, voicemail, pager).
+    UAN, personal number) or ``not_mobile`` (fixed line, toll free, voicemail, pager);
+    ``country_not_allowed`` when ``countries`` is given and lacks the number's.
     """
     number = normalise(raw, default_region)
+    if countries and number.country not in countries:
+        raise InvalidNumber("country_not_allowed", "this client may not text this country")
     if number.kind in allowed:
         return number
     if number.kind in PREMIUM_TYPES:

@@ -147,6 +147,12 @@ ADDED: list[tuple[str, str, str, Any]] = [
     ),
     ("SMSGW_RETENTION_DAYS", "30", "retention.days", 30.0),
     ("SMSGW_RETENTION_CHECK_SECONDS", "60", "retention.check_seconds", 60.0),
+    (
+        "SMSGW_DEFAULT_ALLOWED_COUNTRIES",
+        '["FR", "BE"]',
+        "api.default_allowed_countries",
+        ["FR", "BE"],
+    ),
     ("SMSGW_METRICS_TOKEN", "m" * 32, "api.metrics_token", SecretStr("m" * 32)),
     ("SMSGW_MAX_SCHEDULE_DAYS", "30", "dispatch.max_schedule_days", 30.0),
     ("SMSGW_PROVIDER_LOOKUP_SHARE", "0.5", "provider.lookup_share", 0.5),

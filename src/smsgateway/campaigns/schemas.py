@@ -74,7 +74,7 @@ class InvalidRow(BaseModel):
 class SkippedRow(BaseModel):
     row: int
     to: str
-    reason: Literal["opted_out", "suspended"]
+    reason: Literal["opted_out", "suspended", "country_not_allowed"]
 
 
 class SampleMessage(BaseModel):
@@ -91,6 +91,9 @@ class SampleMessage(BaseModel):
 class SkippedCounts(BaseModel):
     opted_out: int
     suspended: int
+    country_not_allowed: int = Field(
+        default=0, description="Numbers of countries the client may not text"
+    )
 
 
 class CampaignSummary(BaseModel):

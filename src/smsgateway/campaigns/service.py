@@ -32,6 +32,7 @@ from smsgateway.db import utcnow
 from smsgateway.errors import Problem
 from smsgateway.messages.lifecycle import settle_queued
 from smsgateway.models.campaigns import Campaign, CampaignChunk, new_campaign_id
+from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message
 from smsgateway.models.status import Status
 from smsgateway.runtime import Runtime
@@ -52,7 +53,11 @@ async def create_campaign(
     a 402, and nothing is stored in either case.
     """
     check_schedule(body.send_at, runtime.settings.dispatch.max_schedule_days)
-    summary = await survey(session, runtime, source, body.text)
+    client = await session.get(ApiClient, client_id)
+    countries = (
+        client.countries(runtime.settings.api.default_allowed_countries) if client else frozenset()
+    )
+    summary = await survey(session, runtime, source, body.text, countries)
     if body.dry_run:
         return CampaignDryRun(name=body.name, text=body.text, summary=summary)
     if summary.recipients == 0:
@@ -62,7 +67,9 @@ async def create_campaign(
             "Nothing to send",
             "No row of the CSV has a number that can get this campaign.",
             invalid=summary.invalid,
-            skipped=summary.skipped.opted_out + summary.skipped.suspended,
+            skipped=summary.skipped.opted_out
+            + summary.skipped.suspended
+            + summary.skipped.country_not_allowed,
         )
     now = utcnow()
     campaign = Campaign(

@@ -50,9 +50,13 @@ async def open_csv(source: BinaryIO, text: str, runtime: Runtime) -> CampaignCsv
 
 
 async def judged_batches(
-    session: AsyncSession, reader: CampaignCsv, size: int
+    session: AsyncSession,
+    reader: CampaignCsv,
+    size: int,
+    countries: frozenset[str] = frozenset(),
 ) -> AsyncIterator[list[Judged]]:
-    """The rows ``size`` at a time, each good one with its number's refusal (or None)."""
+    """The rows ``size`` at a time, each good one with its number's refusal (or None):
+    opted out, suspended, or (``countries`` given) ``country_not_allowed``."""
     rows = reader.rows()
     while True:
         batch = await asyncio.to_thread(_take, rows, size)
@@ -60,7 +64,17 @@ async def judged_batches(
             return
         numbers = [row.to for row in batch if isinstance(row, GoodRow)]
         refusals = await number_refusals(session, numbers)
-        yield [(row, refusals.get(row.to) if isinstance(row, GoodRow) else None) for row in batch]
+        yield [(row, _refusal(row, refusals, countries)) for row in batch]
+
+
+def _refusal(
+    row: GoodRow | BadRow, refusals: dict[str, str], countries: frozenset[str]
+) -> str | None:
+    if not isinstance(row, GoodRow):
+        return None
+    if countries and row.country not in countries:
+        return "country_not_allowed"
+    return refusals.get(row.to)
 
 
 async def number_refusals(session: AsyncSession, numbers: list[str]) -> dict[str, str]:
@@ -78,12 +92,17 @@ async def number_refusals(session: AsyncSession, numbers: list[str]) -> dict[str
 
 
 async def survey(
-    session: AsyncSession, runtime: Runtime, source: BinaryIO, text: str
+    session: AsyncSession,
+    runtime: Runtime,
+    source: BinaryIO,
+    text: str,
+    countries: frozenset[str] = frozenset(),
 ) -> CampaignSummary:
     """Count, judge and price every row of ``source``; store nothing."""
     reader = await open_csv(source, text, runtime)
     tally = _Tally()
-    async for batch in judged_batches(session, reader, runtime.settings.campaigns.batch_size):
+    size = runtime.settings.campaigns.batch_size
+    async for batch in judged_batches(session, reader, size, countries):
         for row, refusal in batch:
             tally.add(row, refusal)
     layout = reader.layout
@@ -92,7 +111,9 @@ async def survey(
         recipients=tally.recipients,
         invalid=tally.invalid,
         skipped=SkippedCounts(
-            opted_out=tally.skipped["opted_out"], suspended=tally.skipped["suspended"]
+            opted_out=tally.skipped["opted_out"],
+            suspended=tally.skipped["suspended"],
+            country_not_allowed=tally.skipped["country_not_allowed"],
         ),
         segments=tally.segments,
         parts={str(k): v for k, v in sorted(tally.parts.items())},

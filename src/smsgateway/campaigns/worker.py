@@ -36,6 +36,7 @@ from smsgateway.messages.recipients import Recipient
 from smsgateway.messages.schedule import campaign_due, in_marketing_hours
 from smsgateway.messages.service import announce_queued, build_message
 from smsgateway.models.campaigns import Campaign, CampaignChunk
+from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message
 from smsgateway.models.phones import ErasedNumber
 from smsgateway.numbers import receiver_key
@@ -154,9 +155,12 @@ class CampaignWorker:
             text, start = campaign.text, campaign.next_row
             reader = await open_csv(source, text, self.runtime)
             erased = await erased_since(session, campaign.client_id, campaign.created_at)
+            client = await session.get(ApiClient, campaign.client_id)
+            default = self.settings.api.default_allowed_countries
+            countries = client.countries(default) if client else frozenset()
             seen = 0
             size = self.settings.campaigns.batch_size
-            async for batch in judged_batches(session, reader, size):
+            async for batch in judged_batches(session, reader, size, countries):
                 # Rows before next_row have their messages already (an earlier holder).
                 fresh = [
                     (

@@ -31,6 +31,7 @@ _OPTIONS = {
     "quota": "--quota",
     "alert_threshold": "--alert-threshold",
     "allowed_ips": "--allowed-ip",
+    "allowed_countries": "--allowed-country",
     "webhook_url": "--webhook-url",
     "rate_limit_per_second": "--rate-limit",
     "delta": "--delta",
@@ -80,6 +81,13 @@ def _run(settings: Settings, work: Work, *, secret_shown: bool = False) -> int:
     return 0
 
 
+def _countries(given: list[str] | None) -> list[str] | None:
+    """``--allowed-country`` values, upper case; None (the server's list) for none or 'default'."""
+    if not given or [c.strip().lower() for c in given] == ["default"]:
+        return None
+    return [c.strip().upper() for c in given]
+
+
 def _setting(value: str | None, *, empty: tuple[str, ...]) -> str | None:
     """An option value, with the words that reset a field (``none``, ``unlimited``) as None."""
     if value is None or value.strip().lower() in empty:
@@ -96,6 +104,7 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
         "quota": _setting(args.quota, empty=("unlimited",)),
         "alert_threshold": args.alert_threshold,
         "allowed_ips": args.allowed_ip or [],
+        "allowed_countries": _countries(args.allowed_country),
         "webhook_url": args.webhook_url,
         "rate_limit_per_second": args.rate_limit,
     }
@@ -149,6 +158,8 @@ def _update(args: argparse.Namespace, settings: Settings) -> int:
         values["allowed_ips"] = []
     elif args.allowed_ip:
         values["allowed_ips"] = args.allowed_ip
+    if args.allowed_country is not None:
+        values["allowed_countries"] = _countries(args.allowed_country)
     if args.webhook_url is not None:
         values["webhook_url"] = _setting(args.webhook_url, empty=("none",))
     if args.rate_limit is not None:
@@ -253,6 +264,14 @@ def _settings_options(parser: argparse.ArgumentParser, *, update: bool) -> None:
         default=None,
         metavar="IP_OR_CIDR",
         help="an address or CIDR range the client may call from (repeat, at most 5)"
+        + (": replaces the list" if update else ""),
+    )
+    parser.add_argument(
+        "--allowed-country",
+        action="append",
+        default=None,
+        metavar="ISO",
+        help="a country (FR, BE…) the client may text (repeat; 'default' for the server's list)"
         + (": replaces the list" if update else ""),
     )
     parser.add_argument("--webhook-url", default=None, help="http(s) URL" + reset.format("none"))

@@ -56,6 +56,14 @@ def _no_credentials(url: AnyHttpUrl) -> AnyHttpUrl:
     return url
 
 
+Countries = Annotated[
+    list[Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]],
+    Field(
+        max_length=250,
+        description='ISO 3166-1 alpha-2 countries the client may text (e.g. ["FR", "BE"]);'
+        " null: SMSGW_DEFAULT_ALLOWED_COUNTRIES; []: every country",
+    ),
+]
 WebhookUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048), AfterValidator(_no_credentials)]
 RatePerSecond = Annotated[
     float,
@@ -83,6 +91,7 @@ class ClientCreate(BaseModel):
         default=None, description="`quota.low` is sent when credits left fall below this"
     )
     allowed_ips: AllowedIps = Field(default_factory=list)
+    allowed_countries: Countries | None = None
     webhook_url: WebhookUrl | None = None
     rate_limit_per_second: RatePerSecond | None = None
 
@@ -105,6 +114,7 @@ class ClientUpdate(BaseModel):
     )
     alert_threshold: CreditAmount | None = None
     allowed_ips: AllowedIps | None = Field(default=None, description="null or [] lifts it")
+    allowed_countries: Countries | None = None
     webhook_url: WebhookUrl | None = None
     rate_limit_per_second: RatePerSecond | None = None
 
@@ -142,6 +152,9 @@ class ClientOut(BaseModel):
         description="`quota.low` was sent for the current crossing (re-armed by a top-up)"
     )
     allowed_ips: list[str]
+    allowed_countries: list[str] | None = Field(
+        description="ISO countries the client may text; null: SMSGW_DEFAULT_ALLOWED_COUNTRIES"
+    )
     webhook_url: str | None
     rate_limit_per_second: float | None = Field(
         description="null: the server default (SMSGW_DEFAULT_RATE_LIMIT_PER_SECOND)"
@@ -165,6 +178,7 @@ def _client_fields(client: ApiClient) -> dict[str, Any]:
         "alert_threshold": client.alert_threshold,
         "low_credit_alerted": client.low_credit_alerted,
         "allowed_ips": list(client.allowed_ips or []),
+        "allowed_countries": client.allowed_countries,
         "webhook_url": client.webhook_url,
         "rate_limit_per_second": client.rate_limit_per_second,
         "key_prefix": client.key_prefix,

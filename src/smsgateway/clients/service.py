@@ -48,6 +48,7 @@ async def create_client(
     webhook_url: str | None = None,
     rate_limit_per_second: float | None = None,
     actor: str | None = None,
+    allowed_countries: list[str] | None = None,
 ) -> NewClient:
     """A new client; its opening quota is the ledger's first row."""
     api_key = generate_key()
@@ -59,6 +60,7 @@ async def create_client(
         balance=quota,
         alert_threshold=alert_threshold,
         allowed_ips=list(allowed_ips or []),
+        allowed_countries=allowed_countries,
         rate_limit_per_second=rate_limit_per_second,
         webhook_url=webhook_url,
         webhook_secret=secrets.token_hex(32),
@@ -181,6 +183,7 @@ async def register_client(
             webhook_url=str(data.webhook_url) if data.webhook_url is not None else None,
             rate_limit_per_second=data.rate_limit_per_second,
             actor=actor,
+            allowed_countries=data.allowed_countries,
         )
     except IntegrityError as exc:  # the same name created at the same moment
         raise _name_taken(data.name) from exc

@@ -42,6 +42,11 @@ class ApiSettings(Group):
         description="Addresses or CIDR ranges whose X-Forwarded-For is believed",
     )
     default_rate_limit_per_second: float | None = Field(default=None, gt=0)
+    default_allowed_countries: Annotated[list[str], NoDecode, FROM_JSON] = Field(
+        default_factory=list,
+        description="ISO countries a client with no allowed_countries of its own may text"
+        " (empty: every country)",
+    )
     client_cache_seconds: float = Field(
         default=2.0,
         ge=0,

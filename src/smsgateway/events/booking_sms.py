@@ -19,6 +19,7 @@ from smsgateway.config import Settings
 from smsgateway.events.schemas import Booking, Party
 from smsgateway.messages.recipients import Recipient, resolve_recipient
 from smsgateway.messages.service import build_message
+from smsgateway.models.clients import ApiClient
 from smsgateway.models.messages import Message
 from smsgateway.runtime import Runtime
 from smsgateway.templates.defaults import offered_placeholders
@@ -68,6 +69,8 @@ async def resolve_party(
     key = (party.user_ref, party.phone)
     if memo is not None and key in memo:
         return memo[key]
+    client = await session.get(ApiClient, client_id)  # in the session already: no query
+    countries = client.countries(settings.api.default_allowed_countries) if client else frozenset()
     recipient = await resolve_recipient(
         session,
         client_id=client_id,
@@ -76,6 +79,7 @@ async def resolve_party(
         require_verified=settings.verification.required,
         default_region=settings.locale.default_region,
         allowed_types=settings.locale.allowed_types,
+        countries=countries,
     )
     if memo is not None:
         memo[key] = recipient

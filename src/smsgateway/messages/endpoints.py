@@ -55,6 +55,7 @@ async def post_message(
         require_verified=False,
         default_region=runtime.settings.locale.default_region,
         allowed_types=runtime.settings.locale.allowed_types,
+        countries=client.countries(runtime.settings.api.default_allowed_countries),
     )
     message = build_message(
         runtime,

@@ -35,6 +35,7 @@ async def resolve_recipient(
     require_verified: bool,
     default_region: str | None,
     allowed_types: frozenset[str] = frozenset(),
+    countries: frozenset[str] = frozenset(),
 ) -> Recipient:
     """Pick the number for a user and decide whether it may be texted.
 
@@ -43,7 +44,7 @@ async def resolve_recipient(
     """
     if phone is not None and user_ref is not None:
         try:
-            number = sendable(phone, default_region, allowed_types)
+            number = sendable(phone, default_region, allowed_types, countries)
         except InvalidNumber:
             pass
         else:
@@ -62,7 +63,7 @@ async def resolve_recipient(
     if raw is None:
         return Recipient("", None, language, ("rejected", "no_phone"))
     try:
-        number = sendable(raw, default_region, allowed_types)
+        number = sendable(raw, default_region, allowed_types, countries)
     except InvalidNumber as exc:
         return Recipient(raw[:64], None, language, ("rejected", exc.reason))
     state = await session.get(NumberState, number.e164)

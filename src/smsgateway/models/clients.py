@@ -32,6 +32,8 @@ class ApiClient(Base):
     alert_threshold: Mapped[Decimal | None] = mapped_column(Numeric(14, 4), nullable=True)
     low_credit_alerted: Mapped[bool] = mapped_column(Boolean, default=False)
     allowed_ips: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    # ISO countries the client may text; null: SMSGW_DEFAULT_ALLOWED_COUNTRIES.
+    allowed_countries: Mapped[list[Any] | None] = mapped_column(JsonType, nullable=True)
     rate_limit_per_second: Mapped[float | None] = mapped_column(Float, nullable=True)
     webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     # Sealed with SMSGW_SECRET_KEY when it is set (see smsgateway.sealing).
@@ -39,6 +41,11 @@ class ApiClient(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    def countries(self, default: list[str]) -> frozenset[str]:
+        """Countries this client may text; empty: every country."""
+        chosen = self.allowed_countries if self.allowed_countries is not None else default
+        return frozenset(chosen)
 
 
 class CreditEntry(Base):

@@ -29,6 +29,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from smsgateway.config import Settings
 from smsgateway.credits.reservations import reserve
 from smsgateway.db import utcnow
 from smsgateway.errors import Problem
@@ -117,7 +118,7 @@ async def register(
     The SMS's credits are reserved here, so a 402 leaves nothing stored.
     """
     settings = runtime.settings
-    number = _parse(raw_phone, settings.locale.default_region, settings.locale.allowed_types)
+    number = _parse(raw_phone, settings, client.countries(settings.api.default_allowed_countries))
     _check_registrable(runtime, number, method)
     tag = canonical_language(language, field_name="body.language") if language else None
     client_id, service = client.id, settings.verification.service_name or client.name
@@ -273,16 +274,24 @@ async def _send_verification(
     return True
 
 
-def _parse(raw: str, default_region: str | None, allowed: frozenset[str]) -> PhoneNumber:
+_REFUSED_TITLES = {
+    "premium_rate": "Premium-rate number",
+    "not_mobile": "Not a mobile number",
+    "country_not_allowed": "Country not allowed for this client",
+}
+
+
+def _parse(raw: str, settings: Settings, countries: frozenset[str]) -> PhoneNumber:
+    locale = settings.locale
     try:
-        return sendable(raw, default_region, allowed)
+        return sendable(raw, locale.default_region, locale.allowed_types, countries)
     except InvalidNumber as exc:
-        if exc.reason in ("premium_rate", "not_mobile"):
+        if exc.reason in _REFUSED_TITLES:
             slug = exc.reason.replace("_", "-")
             raise Problem(
                 422,
                 slug,
-                "Premium-rate number" if slug == "premium-rate" else "Not a mobile number",
+                _REFUSED_TITLES[exc.reason],
                 f"{exc}: no verification SMS goes to it.",
                 errors=[{"field": "body.phone", "message": str(exc)}],
             ) from None
