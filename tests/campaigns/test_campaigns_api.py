@@ -94,7 +94,7 @@ async def test_a_dry_run_counts_prices_and_stores_nothing(
     assert answer["dry_run"] is True
     summary = answer["summary"]
     assert (summary["rows"], summary["recipients"], summary["invalid"]) == (6, 3, 1)
-    assert summary["skipped"] == {"opted_out": 1, "suspended": 1}
+    assert summary["skipped"] == {"opted_out": 1, "suspended": 1, "country_not_allowed": 0}
     assert summary["invalid_rows"] == [
         {
             "row": 4,
