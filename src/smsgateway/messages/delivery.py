@@ -180,25 +180,19 @@ class Delivery:
         give_up_at = message.valid_until + timedelta(
             seconds=self.settings.dispatch.uncertain_settle_seconds
         )
-        if message.uncertain and started < give_up_at:
-            verdict = await self._lookup(message, started)
-            if verdict is None:
-                return  # the look-up failed and was stored as a retry
-            if verdict.provider_id is not None:
-                found = verdict.provider_id
-                await self._store([message], started, lambda m: self._adopted(found))
-                return
-            if not verdict.absent:
-                assert verdict.until is not None
-                until = min(verdict.until, give_up_at)
-                hold = outcomes.release(until, "lookup", error=verdict.reason)
-                await self._store([message], started, hold)
-                return
+        looked_up = message.uncertain and started < give_up_at
+        if looked_up and await self._settle_uncertain(message, started, hold_at_most=give_up_at):
+            return
         sent = message.uncertain and started >= give_up_at
         await self._store([message], started, lambda m: outcomes.expired(m, started, sent))
 
-    async def _settle_uncertain(self, message: Claimed, started: datetime) -> bool:
-        """Adopt or hold an uncertain message. False: it is proven absent and must be sent."""
+    async def _settle_uncertain(
+        self, message: Claimed, started: datetime, hold_at_most: datetime | None = None
+    ) -> bool:
+        """Adopt or hold an uncertain message (a hold ends by ``hold_at_most``).
+
+        False: it is proven absent, and the caller sends or expires it.
+        """
         verdict = await self._lookup(message, started)
         if verdict is None:
             return True
@@ -209,7 +203,8 @@ class Delivery:
         if verdict.absent:
             return False
         assert verdict.until is not None
-        hold = outcomes.release(verdict.until, "lookup", error=verdict.reason)
+        until = verdict.until if hold_at_most is None else min(verdict.until, hold_at_most)
+        hold = outcomes.release(until, "lookup", error=verdict.reason)
         await self._store([message], started, hold)
         return True
 
