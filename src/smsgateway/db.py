@@ -6,6 +6,7 @@ production store; the schema and queries are written once for both.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -67,6 +68,14 @@ def sqlstate(exc: Exception) -> str:
     original = getattr(exc, "orig", None)
     code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
     return str(code or "")
+
+
+async def advisory_lock(session: AsyncSession, name: str) -> None:
+    """Hold, until commit, PostgreSQL's advisory lock for ``name`` (SQLite serialises writers)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def upsert_for(session: AsyncSession) -> Any:

@@ -18,11 +18,11 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.credits.refunds import refund
-from smsgateway.db import upsert_for, utcnow
+from smsgateway.db import advisory_lock, upsert_for, utcnow
 from smsgateway.messages.lifecycle import apply_report
 from smsgateway.models.callbacks import DeliveryReport
 from smsgateway.models.messages import Message
@@ -51,14 +51,6 @@ class ReportIn:
         return hashlib.sha256(raw.encode()).hexdigest()
 
 
-async def _lock(session: AsyncSession, name: str) -> None:
-    """Hold, until commit, PostgreSQL's advisory lock for ``name`` (SQLite serialises writers)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-
-
 async def _lock_sms_id(session: AsyncSession, provider_id: str) -> None:
     """Serialise, until commit, the transactions that link reports to one SMS id.
 
@@ -67,7 +59,7 @@ async def _lock_sms_id(session: AsyncSession, provider_id: str) -> None:
     READ COMMITTED neither sees the other's uncommitted row, so without this
     lock a report arriving in between would stay unapplied for good.
     """
-    await _lock(session, provider_id)
+    await advisory_lock(session, provider_id)
 
 
 async def lock_job(session: AsyncSession, tag: str | None) -> None:
@@ -78,7 +70,7 @@ async def lock_job(session: AsyncSession, tag: str | None) -> None:
     ids one after the other and never overwrite each other's swap.
     """
     if tag:
-        await _lock(session, f"job:{tag}")
+        await advisory_lock(session, f"job:{tag}")
 
 
 async def record_report(session: AsyncSession, report: ReportIn) -> bool:

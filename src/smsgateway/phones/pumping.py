@@ -17,11 +17,11 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smsgateway.config import VerificationSettings
-from smsgateway.db import utcnow
+from smsgateway.db import advisory_lock, utcnow
 from smsgateway.errors import Problem
 from smsgateway.models.phones import VerificationSend
 from smsgateway.numbers import receiver_key
@@ -41,9 +41,7 @@ async def check_verification_limits(
     registrations of one number take turns.
     """
     key = receiver_key(e164)
-    if session.get_bind().dialect.name == "postgresql":
-        lock = int(key[:15], 16)
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
+    await advisory_lock(session, f"verify:{key}")
     now = utcnow()
     recent = select(func.count(), func.min(VerificationSend.created_at)).where(
         VerificationSend.created_at > now - HOUR
