@@ -14,15 +14,14 @@ process, like the rate limits: ``N`` API processes allow ``N`` times more.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import time
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from smsgateway.errors import PROBLEM_JSON, Problem
+from smsgateway.clients.ratelimit import retry_after_header
+from smsgateway.errors import Problem, problem_response
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,14 @@ class FailedAuthThrottle:
         minute = int(self.clock() // 60)
         window, failures = self._failures.get(key, (minute, 0))
         if window == minute and failures >= self.per_minute:
-            await _refuse(send, 60 - self.clock() % 60)
+            refused = Problem(
+                429,
+                "too-many-failed-attempts",
+                "Too many failed attempts",
+                "Too many wrong tokens from this address: wait before trying again.",
+                headers={"Retry-After": retry_after_header(60 - self.clock() % 60)},
+            )
+            await problem_response(refused)(scope, receive, send)
             return
         status = 0
 
@@ -80,20 +86,3 @@ class FailedAuthThrottle:
             log.warning("authentication failures from one address: refused until the minute ends")
         if len(self._failures) > MAX_ADDRESSES:
             self._failures = {k: v for k, v in self._failures.items() if v[0] == minute}
-
-
-async def _refuse(send: Send, wait: float) -> None:
-    problem = Problem(
-        429,
-        "too-many-failed-attempts",
-        "Too many failed attempts",
-        "Too many wrong tokens from this address: wait before trying again.",
-    )
-    body = json.dumps(problem.body()).encode()
-    headers = [
-        (b"content-type", PROBLEM_JSON.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"retry-after", str(max(1, math.ceil(wait))).encode()),
-    ]
-    await send({"type": "http.response.start", "status": 429, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

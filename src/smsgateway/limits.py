@@ -25,7 +25,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from smsgateway.errors import PROBLEM_JSON, Problem
+from smsgateway.errors import PROBLEM_JSON, Problem, problem_response
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +133,14 @@ class BodySizeLimit:
         except BodyReadTimeout as slow:
             if started:
                 raise
-            await _answer_problem(
-                send, Problem(408, "request-timeout", "Request timeout", str(slow.detail))
+            timed_out = Problem(
+                408,
+                "request-timeout",
+                "Request timeout",
+                str(slow.detail),
+                headers={"Connection": "close"},
             )
+            await problem_response(timed_out)(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -208,14 +213,3 @@ def install_log_scrubbing(*logger_names: str) -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, ScrubAccessLog) for f in logger.filters):
             logger.addFilter(ScrubAccessLog())
-
-
-async def _answer_problem(send: Send, problem: Problem) -> None:
-    body = json.dumps(problem.body()).encode()
-    headers = [
-        (b"content-type", PROBLEM_JSON.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
-    ]
-    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
