@@ -52,7 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from smsgateway.config import Settings
 from smsgateway.db import utcnow
 from smsgateway.messages.queue import Claimed
-from smsgateway.models.callbacks import DeliveryReport
+from smsgateway.messages.reports import unapplied_ids
 from smsgateway.models.messages import Message
 from smsgateway.numbers import receiver_key
 from smsgateway.providers.base import SmsProvider
@@ -181,18 +181,10 @@ class Lookups:
     async def _reported(self, tag: str, key: str, message_id: str) -> str | None:
         """An SMS id from a report already received for ``tag`` and this receiver."""
         async with self.sessionmaker() as session:
-            rows = (
-                await session.execute(
-                    select(DeliveryReport.provider_id).where(
-                        DeliveryReport.tag == tag,
-                        DeliveryReport.receiver_key == key,
-                        DeliveryReport.applied.is_(False),
-                    )
-                )
-            ).all()
-        for row in rows:
-            if not await self._held_by_another(row.provider_id, message_id, key):
-                return str(row.provider_id)
+            reported = await unapplied_ids(session, tag, key)
+        for provider_id in reported:
+            if not await self._held_by_another(provider_id, message_id, key):
+                return provider_id
         return None
 
     async def _held_by_another(self, sms_id: str, message_id: str, key: str) -> bool:

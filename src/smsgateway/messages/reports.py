@@ -187,33 +187,35 @@ async def take_from_wrong_holders(
         log.warning("message %s: SMS id taken back (answer out of order)", holder.id)
         holder.provider_id = None
         await session.flush()
-        report = await _reported_for(session, holder)
-        if report is not None:
-            holder.provider_id = report.provider_id
+        own = await _reported_for(session, holder)
+        if own is not None:
+            holder.provider_id = own
             await session.flush()
-            await apply_pending_reports(session, holder.id, report.provider_id)
+            await apply_pending_reports(session, holder.id, own)
 
 
-async def _reported_for(session: AsyncSession, message: Message) -> DeliveryReport | None:
-    """An unapplied report of ``message``'s job naming its receiver, for an id no one holds."""
+async def unapplied_ids(session: AsyncSession, tag: str, key: str) -> list[str]:
+    """SMS ids of the reports of job ``tag`` naming receiver ``key`` that matched no message."""
+    ids = await session.scalars(
+        select(DeliveryReport.provider_id).where(
+            DeliveryReport.tag == tag,
+            DeliveryReport.receiver_key == key,
+            DeliveryReport.applied.is_(False),
+        )
+    )
+    return list(ids)
+
+
+async def _reported_for(session: AsyncSession, message: Message) -> str | None:
+    """An SMS id a report of ``message``'s job gives its receiver, that no one holds."""
     if message.job_tag is None:
         return None
-    key = receiver_key(message.to)
-    reports = (
-        await session.scalars(
-            select(DeliveryReport).where(
-                DeliveryReport.tag == message.job_tag,
-                DeliveryReport.receiver_key == key,
-                DeliveryReport.applied.is_(False),
-            )
-        )
-    ).all()
-    for report in reports:
+    for provider_id in await unapplied_ids(session, message.job_tag, receiver_key(message.to)):
         held = await session.scalar(
-            select(Message.id).where(Message.provider_id == report.provider_id).limit(1)
+            select(Message.id).where(Message.provider_id == provider_id).limit(1)
         )
         if held is None:
-            return report
+            return provider_id
     return None
 
 
