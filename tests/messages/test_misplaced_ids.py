@@ -32,6 +32,7 @@ from smsgateway.providers.fake import FakeProvider
 from smsgateway.runtime import Runtime
 from tests.factories import make_client
 from tests.helpers import bearer, send_message, stored_message, stored_messages
+from tests.messages.test_report_races import delivered_report
 
 TEXT = "Your booking starts tomorrow."
 ANNA, BRUNO = "+33612000071", "+33612000072"
@@ -273,19 +274,7 @@ async def test_a_report_naming_a_sibling_without_an_id_is_not_applied_to_the_hol
     provider = runtime.provider
     assert isinstance(provider, FakeProvider)
     anna, _, _ = await _out_of_order_as_bruno_is_taken_over(http, auth, runtime)
-    bruno_sms = next(i for i, to in provider.receivers.items() if to == BRUNO)
-    tag = provider.sent[0].tag
-    delivered = ReportIn(
-        provider="ovh",
-        provider_id=bruno_sms,
-        dlr=1,
-        ptt=4,
-        reported_at="2026-12-03 10:00:00",
-        description=None,
-        params={},
-        tag=tag,
-        receiver=BRUNO.replace("+", "00"),
-    )
+    delivered = delivered_report(provider, BRUNO, provider.sent[0].tag)
     async with runtime.sessionmaker() as session, session.begin():
         await record_report(session, delivered)
 

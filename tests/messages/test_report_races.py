@@ -34,7 +34,8 @@ class RotatedIds(FakeProvider):
         )
 
 
-def _report(provider: FakeProvider, receiver: str, tag: str) -> ReportIn:
+def delivered_report(provider: FakeProvider, receiver: str, tag: str) -> ReportIn:
+    """A "delivered" report of ``receiver``'s SMS in job ``tag``, as OVHcloud writes it."""
     sms_id = next(i for i, to in provider.receivers.items() if to == receiver)
     return ReportIn(
         provider="ovh",
@@ -72,14 +73,15 @@ async def test_two_reports_of_one_batch_at_once_leave_every_id_with_its_receiver
         await Dispatcher(runtime, worker_id="w1").run_once()
         tag = provider.sent[0].tag
         held = {to: (await stored_message(runtime, ids[to])).provider_id for to in ids}
-        assert held[ANNA] == _report(provider, BRUNO, tag).provider_id  # rotated
+        assert held[ANNA] == delivered_report(provider, BRUNO, tag).provider_id  # rotated
 
         # Bruno's report (held by Anna's message) and Clara's (held by Bruno's) at once.
         first = runtime.sessionmaker()
         second = runtime.sessionmaker()
         try:
-            await record_report(first, _report(provider, BRUNO, tag))  # not committed yet
-            racing = asyncio.create_task(_record_and_commit(second, _report(provider, CLARA, tag)))
+            bruno, clara = (delivered_report(provider, to, tag) for to in (BRUNO, CLARA))
+            await record_report(first, bruno)  # not committed yet
+            racing = asyncio.create_task(_record_and_commit(second, clara))
             await asyncio.sleep(0.5)  # the second has read the holders, and waits on a row
             await first.commit()
             await racing
@@ -87,7 +89,7 @@ async def test_two_reports_of_one_batch_at_once_leave_every_id_with_its_receiver
             await first.close()
             await second.close()
 
-        real = {to: _report(provider, to, tag).provider_id for to in (ANNA, BRUNO, CLARA)}
+        real = {to: delivered_report(provider, to, tag).provider_id for to in (ANNA, BRUNO, CLARA)}
         after = {to: (await stored_message(runtime, ids[to])).provider_id for to in ids}
         assert sorted(map(str, after.values())) == sorted(map(str, real.values())), after
         assert after[BRUNO] == real[BRUNO] and after[CLARA] == real[CLARA]
